@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/data"
+	"github.com/tandemml/tandem/eval"
+	"github.com/tandemml/tandem/progress"
+	"github.com/tandemml/tandem/sim"
+)
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("simulate", stderr)
+	out := fs.String("out", "", "output directory (required)")
+	scale := fs.String("scale", "demo", "scale: tiny, demo or quality (or any scale in the config)")
+	seed := fs.Uint64("seed", 1, "random seed; the same seed gives byte-identical files")
+	format := fs.String("format", "parquet", "table format: parquet or jsonl")
+	cfgPath := fs.String("config", "", "config file (default: the built-in default)")
+	users := fs.Int("users", 0, "override the scale's number of users (0 keeps it)")
+	workers := fs.Int("workers", 0, "parallel workers (default: all cores)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "-out is required")
+		fs.Usage()
+		return errUsage
+	}
+	f, err := data.ParseFormat(*format)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	_, err = simulate(ctx, cfg, sim.Options{Dir: *out, Format: f, Scale: *scale, Seed: *seed, Users: *users, Workers: *workers}, stdout, stderr)
+	return err
+}
+
+// simulate runs the simulator with a progress bar and prints a summary.
+func simulate(ctx context.Context, cfg *config.Config, opts sim.Options, stdout, stderr io.Writer) (*data.Manifest, error) {
+	var bar *progress.Bar
+	opts.Progress = func(done, total int) {
+		if bar == nil {
+			bar = progress.New(stderr, "simulate", int64(total), "users")
+		}
+		bar.Set(int64(done), "")
+	}
+	t0 := time.Now()
+	m, err := sim.Generate(ctx, cfg, opts)
+	if bar != nil {
+		bar.Done()
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "simulated %s scale (seed %d) into %s in %s\n", opts.Scale, opts.Seed, opts.Dir, time.Since(t0).Round(time.Millisecond))
+	for _, t := range data.Tables {
+		fmt.Fprintf(stdout, "  %-12s %12d rows\n", t, m.Rows[t])
+	}
+	return m, nil
+}
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", stderr)
+	dir := fs.String("data", "", "data directory (required)")
+	oracle := fs.Bool("oracle", false, "report the Bayes-optimal oracle on the test days")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" || !*oracle {
+		fmt.Fprintln(stderr, "need -data DIR and -oracle (model evaluation arrives with the models)")
+		fs.Usage()
+		return errUsage
+	}
+	return oracleReport(*dir, *jsonOut, stdout)
+}
+
+func oracleReport(dir, jsonOut string, stdout io.Writer) error {
+	rep, err := eval.Oracle(dir)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	if jsonOut == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", jsonOut)
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	dir := fs.String("dir", "", "keep what the demo makes in this directory (default: a temporary one, removed)")
+	scale := fs.String("scale", "demo", "simulator scale")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	work := *dir
+	if work == "" {
+		tmp, err := os.MkdirTemp("", "tandem-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		work = tmp
+	}
+	dataDir := filepath.Join(work, "data")
+	fmt.Fprintf(stdout, "== 1/2 simulate (%s scale) ==\n", *scale)
+	if _, err := simulate(ctx, config.Default(), sim.Options{Dir: dataDir, Scale: *scale, Seed: *seed}, stdout, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\n== 2/2 oracle report (test days): what a perfect model would score ==")
+	if err := oracleReport(dataDir, filepath.Join(work, "oracle.json"), stdout); err != nil {
+		return err
+	}
+	if *dir != "" {
+		fmt.Fprintf(stdout, "\nkept everything in %s\n", work)
+	}
+	return nil
+}
