@@ -259,16 +259,55 @@ func appendFloat(b []byte, f float64, bits int) ([]byte, error) {
 	return b, nil
 }
 
-// appendString appends s as a JSON string.
+// appendString appends s as a JSON string. Like encoding/json it escapes
+// control characters, U+2028 and U+2029, and replaces invalid UTF-8 with
+// U+FFFD; unlike it, it leaves <, > and & alone.
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			q, _ := json.Marshal(s) // cannot fail for a string
-			return append(b, q...)
-		}
-	}
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 
@@ -342,8 +381,12 @@ func syntaxError(line []byte) error {
 }
 
 // keyAt returns the key of the top-level member of the JSON object line
-// whose value holds byte offset off, or "" if there is none.
+// whose value holds the syntax error at byte offset off, or "" if there is
+// none or the error is the line's premature end.
 func keyAt(line []byte, off int64) string {
+	if off >= int64(len(line)) {
+		return ""
+	}
 	s := scanner{b: line}
 	s.skipSpace()
 	if s.peek() != '{' {

@@ -198,9 +198,7 @@ func (r *parquetReader[T]) Close() error {
 			err = cerr
 		}
 	}
-	if r.err == nil {
-		r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
-	}
+	r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
 	if err != nil {
 		return fmt.Errorf("data: close %s: %w", r.name, err)
 	}
@@ -295,9 +293,7 @@ func (r *jsonlReader[T]) scanError(row int64) error {
 }
 
 func (r *jsonlReader[T]) Close() error {
-	if r.err == nil {
-		r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
-	}
+	r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
 	if r.closer == nil {
 		return nil
 	}

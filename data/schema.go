@@ -49,6 +49,9 @@ func checkSchema(file string, want, got parquet.Node) error {
 			add(g.Name(), ErrUnknownColumn)
 		}
 	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
 	return errors.Join(errs...)
 }
 
@@ -57,7 +60,7 @@ func checkSchema(file string, want, got parquet.Node) error {
 func compareNodes(path []string, w, g parquet.Node) error {
 	if w.Leaf() != g.Leaf() || repetition(w) != repetition(g) ||
 		(w.Leaf() && !compatibleTypes(w.Type(), g.Type())) ||
-		(!w.Leaf() && !sameLogicalType(w.Type(), g.Type())) {
+		(!w.Leaf() && !sameGroupType(w.Type(), g.Type())) {
 		return wrongType(path, w, g)
 	}
 	if w.Leaf() {
@@ -94,16 +97,22 @@ func compatibleTypes(w, g parquet.Type) bool {
 	if parquet.EqualTypes(w, g) {
 		return true
 	}
-	return w.Kind() == g.Kind() && logicalName(w) == logicalName(g)
+	return w.Kind() == g.Kind() && leafLogicalName(w) == leafLogicalName(g)
 }
 
-func sameLogicalType(w, g parquet.Type) bool {
-	return logicalName(w) == logicalName(g)
+// sameGroupType reports whether two groups have the same logical type
+// (LIST, MAP or none). Group types have no physical kind.
+func sameGroupType(w, g parquet.Type) bool {
+	wl, gl := w.LogicalType(), g.LogicalType()
+	if wl == nil || gl == nil {
+		return wl == nil && gl == nil
+	}
+	return wl.String() == gl.String()
 }
 
-// logicalName names a type's logical type, with a plain INT32 or INT64 named
-// like its signed integer annotation.
-func logicalName(t parquet.Type) string {
+// leafLogicalName names a leaf type's logical type, with a plain INT32 or
+// INT64 named like its signed integer annotation.
+func leafLogicalName(t parquet.Type) string {
 	if lt := t.LogicalType(); lt != nil {
 		return lt.String()
 	}

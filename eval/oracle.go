@@ -39,10 +39,12 @@ type Slice struct {
 
 // OracleReport is the Bayes-optimal yardstick of a simulated data set.
 type OracleReport struct {
-	Dir        string  `json:"dir"`
-	SchemaHash string  `json:"schema_hash"`
-	TestFromMs int64   `json:"test_from_ms"`
-	Slices     []Slice `json:"slices"`
+	Dir        string `json:"dir"`
+	SchemaHash string `json:"schema_hash"`
+	TestFromMs int64  `json:"test_from_ms"`
+	// Expected says log losses are expectations under p_true.
+	Expected bool    `json:"expected"`
+	Slices   []Slice `json:"slices"`
 }
 
 // row is one test impression's truth and labels.
@@ -54,10 +56,18 @@ type row struct {
 
 type sliceKey struct{ surface, view int }
 
+// OracleOptions tune Oracle.
+type OracleOptions struct {
+	// Expected reports log losses as expectations under the true
+	// probabilities rather than over the drawn labels (same means, no
+	// label noise; useful on small data sets).
+	Expected bool
+}
+
 // Oracle computes the oracle report of the simulated data set in dir over
 // its test days. It re-derives every impression's truth from the world and
 // the events table and fails if a stored p_true differs from it.
-func Oracle(dir string) (*OracleReport, error) {
+func Oracle(dir string, opts OracleOptions) (*OracleReport, error) {
 	tr, err := sim.Open(dir)
 	if err != nil {
 		return nil, err
@@ -116,13 +126,13 @@ func Oracle(dir string) (*OracleReport, error) {
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("eval: %s has no impressions on its test days", dir)
 	}
-	rep := &OracleReport{Dir: dir, SchemaHash: tr.Manifest.SchemaHash, TestFromMs: from}
-	rep.Slices = oracleSlices(tr, keys, rows)
+	rep := &OracleReport{Dir: dir, SchemaHash: tr.Manifest.SchemaHash, TestFromMs: from, Expected: opts.Expected}
+	rep.Slices = oracleSlices(tr, keys, rows, opts.Expected)
 	return rep, nil
 }
 
 // oracleSlices computes per-slice and per-surface rows.
-func oracleSlices(tr *sim.Truth, keys []sliceKey, rows []row) []Slice {
+func oracleSlices(tr *sim.Truth, keys []sliceKey, rows []row, expected bool) []Slice {
 	cfg := tr.Config
 	// Slice means of every task's component parts, for the ablations.
 	means := make([][sim.NumTasks][sim.NumComponents]float64, len(keys))
@@ -155,12 +165,12 @@ func oracleSlices(tr *sim.Truth, keys []sliceKey, rows []row) []Slice {
 			}
 			slices.SortFunc(pooled, func(a, b int) int { return keys[a].view - keys[b].view })
 			for _, ki := range pooled {
-				s := sliceStats(rows, []int{ki}, means, t)
+				s := sliceStats(rows, []int{ki}, means, t, expected)
 				s.Surface, s.ViewType, s.Task = sf.Name, sf.ViewTypes[keys[ki].view].Name, task
 				out = append(out, s)
 			}
 			if len(pooled) > 0 {
-				s := sliceStats(rows, pooled, means, t)
+				s := sliceStats(rows, pooled, means, t, expected)
 				s.Surface, s.ViewType, s.Task = sf.Name, AllViewTypes, task
 				out = append(out, s)
 			}
@@ -170,17 +180,27 @@ func oracleSlices(tr *sim.Truth, keys []sliceKey, rows []row) []Slice {
 }
 
 // sliceStats computes one report row over the rows of the given slice keys.
-// The base predictor is each key's own base rate.
-func sliceStats(rows []row, keys []int, means [][sim.NumTasks][sim.NumComponents]float64, t int) Slice {
+// The base predictor is each key's own base rate. With expected set, log
+// losses are expectations under the true probabilities (soft labels)
+// instead of averages over the drawn labels: the same quantities without
+// label noise. AUC always uses the drawn labels.
+func sliceStats(rows []row, keys []int, means [][sim.NumTasks][sim.NumComponents]float64, t int, expected bool) Slice {
 	in := make(map[int]bool, len(keys))
 	for _, k := range keys {
 		in[k] = true
 	}
-	per := map[int]*metric.LogLossAcc{}
-	var bayes metric.LogLossAcc
-	var ablated [sim.NumComponents]metric.LogLossAcc
+	type keySum struct{ n, y float64 }
+	per := map[int]*keySum{}
+	var n, pos, bayes float64
+	var ablated [sim.NumComponents]float64
 	var score []float64
 	var ys []int8
+	loss := func(p, y, q float64) float64 {
+		if expected {
+			return metric.CrossEntropy(p, q)
+		}
+		return metric.CrossEntropy(y, q)
+	}
 	for i := range rows {
 		r := &rows[i]
 		if !in[r.slice] {
@@ -188,11 +208,20 @@ func sliceStats(rows []row, keys []int, means [][sim.NumTasks][sim.NumComponents
 		}
 		y := r.labels[t]
 		p := r.terms.Probs()[t]
-		bayes.Add(p, y)
-		if per[r.slice] == nil {
-			per[r.slice] = &metric.LogLossAcc{}
+		target := float64(y)
+		if expected {
+			target = p
 		}
-		per[r.slice].Add(p, y)
+		ks := per[r.slice]
+		if ks == nil {
+			ks = &keySum{}
+			per[r.slice] = ks
+		}
+		ks.n++
+		ks.y += target
+		n++
+		pos += float64(y)
+		bayes += loss(p, float64(y), p)
 		score = append(score, p)
 		ys = append(ys, y)
 		for c := range sim.NumComponents {
@@ -200,22 +229,23 @@ func sliceStats(rows []row, keys []int, means [][sim.NumTasks][sim.NumComponents
 			for tt := range sim.NumTasks {
 				tm.Part[tt][c] = means[r.slice][tt][c]
 			}
-			ablated[c].Add(tm.Probs()[t], y)
+			ablated[c] += loss(p, float64(y), tm.Probs()[t])
 		}
 	}
-	// Pooled base log loss: count-weighted per-key base log losses.
-	var baseSum float64
-	for _, acc := range per {
-		baseSum += acc.BaseLogLoss() * float64(acc.Count())
+	// Base: each key predicts its own mean label (its entropy).
+	var base float64
+	for _, ks := range per {
+		m := ks.y / ks.n
+		base += ks.n * metric.CrossEntropy(m, m)
 	}
 	s := Slice{
-		Count: bayes.Count(), Positives: bayes.Positives(),
-		BaseLogLoss: baseSum / float64(bayes.Count()), BayesLogLoss: bayes.LogLoss(),
+		Count: int64(n), Positives: int64(pos),
+		BaseLogLoss: base / n, BayesLogLoss: bayes / n,
 		BayesAUC: metric.AUC(score, ys), Ablated: map[string]float64{},
 	}
 	s.NEBayes = s.BayesLogLoss / s.BaseLogLoss
 	for c, name := range sim.ComponentNames {
-		s.Ablated[name] = ablated[c].LogLoss()
+		s.Ablated[name] = ablated[c] / n
 	}
 	return s
 }

@@ -160,3 +160,10 @@ func (a *LogLossAcc) Calibration() float64 {
 	}
 	return a.sumP / float64(a.pos)
 }
+
+// CrossEntropy returns the expected log loss, in nats, of predicting q for
+// a label that is 1 with probability p: p·BCE(q, 1) + (1−p)·BCE(q, 0), with
+// q clipped like LogLoss. CrossEntropy(p, p) is the entropy of p.
+func CrossEntropy(p, q float64) float64 {
+	return p*bce(q, 1) + (1-p)*bce(q, 0)
+}

@@ -201,3 +201,20 @@ func BenchmarkAUC(b *testing.B) {
 		AUC(score, y)
 	}
 }
+
+func TestCrossEntropy(t *testing.T) {
+	for _, c := range []struct{ p, q, want float64 }{
+		{1, 0.25, math.Log(4)},
+		{0, 0.25, -math.Log(0.75)},
+		{0.5, 0.5, math.Log(2)},
+		{0.3, 0.3, -(0.3*math.Log(0.3) + 0.7*math.Log(0.7))},
+	} {
+		if got := CrossEntropy(c.p, c.q); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("CrossEntropy(%v, %v) = %v, want %v", c.p, c.q, got, c.want)
+		}
+	}
+	// Gibbs: the true probability is the best prediction.
+	if CrossEntropy(0.2, 0.2) >= CrossEntropy(0.2, 0.25) {
+		t.Error("CrossEntropy(p, p) is not below CrossEntropy(p, q)")
+	}
+}

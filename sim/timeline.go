@@ -252,7 +252,6 @@ func (w *World) contextTopic(r *rand.Rand, sc *userScratch, req *Req, interest [
 // score.
 func (w *World) policy(r *rand.Rand, sc *userScratch, req *Req, u int, slots int) []int {
 	lg := w.cfg.Sim.Logging
-	sk := math.Sqrt(float64(w.k))
 	theta := w.theta(u)
 	sf := &w.cfg.Surfaces[req.Surface]
 	base := w.cfg.Sim.Base[sf.Name]["click"]
@@ -266,11 +265,11 @@ func (w *World) policy(r *rand.Rand, sc *userScratch, req *Req, u int, slots int
 		}
 		var ctx float64
 		if req.QueryTopic >= 0 {
-			ctx = sk * float64(phi[req.QueryTopic])
+			ctx = affinityScale * float64(phi[req.QueryTopic])
 		} else if req.ContextItemID >= 0 && w.itemCat[w.itemIndex(req.ContextItemID)] == w.itemCat[ad] {
 			ctx = 1
 		}
-		z := base + lg.AffinityWeight*sk*lt + lg.QualityWeight*float64(w.adQC[ad]) +
+		z := base + lg.AffinityWeight*affinityScale*lt + lg.QualityWeight*float64(w.adQC[ad]) +
 			lg.ContextWeight*ctx + lg.NoiseSD*r.NormFloat64()
 		score := float64(w.adBid[ad]) * sigmoid(z)
 		sc.scores = append(sc.scores, score)

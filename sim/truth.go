@@ -34,6 +34,12 @@ const (
 // ComponentNames name the components in Comp* order.
 var ComponentNames = [NumComponents]string{"long_term", "short_term", "quality", "context", "position"}
 
+// affinityScale multiplies the inner products of unit topic vectors in the
+// affinity, short-term and context components. A fixed scale (rather than
+// √topics) keeps an on-topic ad's boost, and so base rates, alike across
+// scales with different topic counts.
+const affinityScale = 4.0
+
 // Req is a request as the truth sees it: who, when, where and in what
 // context. Surface and ViewType index the config's lists.
 type Req struct {
@@ -122,7 +128,6 @@ type scratch struct {
 // the request's short-term vector st (from shortTerm).
 func (w *World) terms(req *Req, user int, st []float64, ad int, pos int32) Terms {
 	cfg := w.cfg
-	sk := math.Sqrt(float64(w.k))
 	phi := w.phi(ad)
 	var lt, sh float64
 	for j, x := range w.theta(user) {
@@ -131,20 +136,20 @@ func (w *World) terms(req *Req, user int, st []float64, ad int, pos int32) Terms
 	for j, x := range st {
 		sh += x * float64(phi[j])
 	}
-	lt *= sk
-	sh *= sk
+	lt *= affinityScale
+	sh *= affinityScale
 	var ctx float64
 	switch cfg.Surfaces[req.Surface].Context {
 	case config.ContextQuery:
 		if req.QueryTopic >= 0 && int(req.QueryTopic) < w.k {
-			ctx = sk * float64(phi[req.QueryTopic])
+			ctx = affinityScale * float64(phi[req.QueryTopic])
 		}
 	case config.ContextItem:
 		if ci := w.itemIndex(req.ContextItemID); ci >= 0 {
 			for j, x := range w.phi(ci) {
 				ctx += float64(x) * float64(phi[j])
 			}
-			ctx *= sk
+			ctx *= affinityScale
 		}
 	}
 	adv := w.advEff[w.adAdv[ad]]

@@ -81,6 +81,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dir := fs.String("data", "", "data directory (required)")
 	oracle := fs.Bool("oracle", false, "report the Bayes-optimal oracle on the test days")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	expected := fs.Bool("expected", false, "with -oracle: log losses as expectations under p_true instead of over drawn labels")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,11 +90,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
-	return oracleReport(*dir, *jsonOut, stdout)
+	return oracleReport(*dir, *jsonOut, *expected, stdout)
 }
 
-func oracleReport(dir, jsonOut string, stdout io.Writer) error {
-	rep, err := eval.Oracle(dir)
+func oracleReport(dir, jsonOut string, expected bool, stdout io.Writer) error {
+	rep, err := eval.Oracle(dir, eval.OracleOptions{Expected: expected})
 	if err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, "\n== 2/2 oracle report (test days): what a perfect model would score ==")
-	if err := oracleReport(dataDir, filepath.Join(work, "oracle.json"), stdout); err != nil {
+	if err := oracleReport(dataDir, filepath.Join(work, "oracle.json"), false, stdout); err != nil {
 		return err
 	}
 	if *dir != "" {
