@@ -238,7 +238,7 @@ func newJSONLReader[T any](name string, rd io.Reader, closer io.Closer) (*jsonlR
 		return nil, fmt.Errorf("data: open %s: %w", name, err)
 	}
 	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 0, 256<<10), maxLine)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	return &jsonlReader[T]{readerState: readerState{name: name}, closer: closer, sc: sc, dec: newJSONDecoder(codec)}, nil
 }
 

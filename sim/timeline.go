@@ -27,11 +27,6 @@ type userOut struct {
 	candidates  []data.Candidate
 }
 
-func (o *userOut) reset() {
-	o.events, o.requests = o.events[:0], o.requests[:0]
-	o.impressions, o.candidates = o.impressions[:0], o.candidates[:0]
-}
-
 // userScratch holds one worker's reusable buffers.
 type userScratch struct {
 	hist     []feature.Event

@@ -119,11 +119,6 @@ func (w *World) shortTerm(dst []float64, seq []feature.Event, tsMs int64) []floa
 	return dst
 }
 
-// scratch holds per-goroutine buffers for truth evaluation.
-type scratch struct {
-	st []float64
-}
-
 // terms computes the decomposition for ad index ad at position pos, given
 // the request's short-term vector st (from shortTerm).
 func (w *World) terms(req *Req, user int, st []float64, ad int, pos int32) Terms {

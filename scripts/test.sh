@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The project's test command (the README's). Runs every check CI runs:
+# formatting, vet, staticcheck, the race-enabled test suite, a cgo-free
+# build, and the same for every nested Go module. Each step prints its
+# time; the whole run fails past TANDEM_TEST_BUDGET_S (default 18 min).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+budget=${TANDEM_TEST_BUDGET_S:-1080}
+start=$(date +%s)
+
+step() {
+	local name=$1
+	shift
+	local t0
+	t0=$(date +%s)
+	echo "==> $name"
+	"$@"
+	local now
+	now=$(date +%s)
+	printf '    %s: %ds (total %ds)\n' "$name" $((now - t0)) $((now - start))
+	if ((now - start > budget)); then
+		echo "FAIL: test run exceeded its ${budget}s budget" >&2
+		exit 1
+	fi
+}
+
+gofmt_check() {
+	local bad
+	bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	if [[ -n $bad ]]; then
+		echo "gofmt would change:" >&2
+		echo "$bad" >&2
+		return 1
+	fi
+}
+
+# Nested modules (e.g. deploy tooling) are checked with their own go.mod.
+nested_modules() {
+	find . -mindepth 2 -name go.mod -not -path './.git/*' -exec dirname {} \; | sort
+}
+
+nested() {
+	local m
+	for m in $(nested_modules); do
+		echo "    module $m"
+		go -C "$m" vet ./...
+		go -C "$m" test ./...
+	done
+}
+
+step "gofmt" gofmt_check
+step "go vet" go vet ./...
+step "staticcheck" go tool staticcheck ./...
+step "go test -race" go test -race -count=1 ./...
+step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
+step "nested modules" nested
+echo "ok: all checks passed in $(($(date +%s) - start))s"
