@@ -138,7 +138,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stdout, "\n== 2/2 oracle report (test days): what a perfect model would score ==")
-	if err := oracleReport(dataDir, filepath.Join(work, "oracle.json"), false, stdout); err != nil {
+	jsonOut := ""
+	if *dir != "" {
+		jsonOut = filepath.Join(work, "oracle.json")
+	}
+	if err := oracleReport(dataDir, jsonOut, false, stdout); err != nil {
 		return err
 	}
 	if *dir != "" {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandemml/tandem/config"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage: tandem"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"simulate"}, 2, "-out is required"},
+		{[]string{"simulate", "--out", "x", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"simulate", "--out", "x", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"eval", "--data", "x"}, 2, "need -data DIR and -oracle"},
+		{[]string{"help"}, 0, "commands:"},
+	} {
+		code, _, stderr := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("tandem %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestSimulateRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI(t, "simulate", "--out", dir, "--format", "csv")
+	if code != 1 || !strings.Contains(stderr, "csv") {
+		t.Errorf("bad format: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "simulate", "--out", dir, "--scale", "huge")
+	if code != 1 || !strings.Contains(stderr, `unknown scale "huge"`) {
+		t.Errorf("bad scale: exit %d, %q", code, stderr)
+	}
+	bad := strings.Replace(string(config.DefaultYAML()), "length: 32", "length: -1", 1)
+	cfg := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(cfg, []byte(bad), 0o644)
+	code, _, stderr = runCLI(t, "simulate", "--out", dir, "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, "sequence.length") || !strings.Contains(stderr, "bad.yaml") {
+		t.Errorf("bad config: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "eval", "--oracle", "--data", filepath.Join(dir, "nothing"))
+	if code != 1 || !strings.Contains(stderr, "manifest") {
+		t.Errorf("eval of a missing dir: exit %d, %q", code, stderr)
+	}
+}
+
+func TestSimulateThenOracle(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, out, stderr := runCLI(t, "simulate", "--out", dir, "--scale", "tiny", "--seed", "5", "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("simulate: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "impressions") || !strings.Contains(stderr, "100%") {
+		t.Errorf("simulate output:\n%s\n%s", out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "impressions.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	js := filepath.Join(t.TempDir(), "oracle.json")
+	code, out, stderr = runCLI(t, "eval", "--oracle", "--data", dir, "--json", js)
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "bayes LL") || !strings.Contains(out, "related") {
+		t.Errorf("eval output:\n%s", out)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Slices []struct {
+			Surface string  `json:"surface"`
+			Bayes   float64 `json:"bayes_log_loss"`
+		} `json:"slices"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Slices) == 0 || rep.Slices[0].Bayes <= 0 {
+		t.Errorf("oracle JSON: %v %+v", err, rep)
+	}
+}
+
+func TestDemoKeepsDir(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runCLI(t, "demo", "--scale", "tiny", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"1/2 simulate", "2/2 oracle report", "kept everything in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output misses %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oracle.json")); err != nil {
+		t.Error(err)
+	}
+}
