@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +112,34 @@ func TestDemoKeepsDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "oracle.json")); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestImportMovieLens(t *testing.T) {
+	src := t.TempDir()
+	files := map[string]string{
+		"movies.csv":  "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n2,Heat (1995),Action|Crime\n",
+		"tags.csv":    "userId,movieId,tag,timestamp\n1,1,fun,60\n",
+	}
+	ratings := "userId,movieId,rating,timestamp\n"
+	for i := range 20 {
+		ratings += fmt.Sprintf("%d,%d,%d.0,%d\n", i%4+1, i%2+1, i%5+1, 100+i)
+	}
+	files["ratings.csv"] = ratings
+	for name, body := range files {
+		os.WriteFile(filepath.Join(src, name), []byte(body), 0o644)
+	}
+	out := filepath.Join(t.TempDir(), "ml")
+	code, stdout, stderr := runCLI(t, "import", "movielens", "--src", src, "--out", out)
+	if code != 0 || !strings.Contains(stdout, "events") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	os.WriteFile(filepath.Join(src, "ratings.csv"), []byte("userId,movieId,rating,timestamp\n1,99,4.0,10\n"), 0o644)
+	code, _, stderr = runCLI(t, "import", "movielens", "--src", src, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "ratings.csv") {
+		t.Errorf("unknown movie: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "import", "imdb"); code != 2 {
+		t.Errorf("unknown source: exit %d, want 2", code)
 	}
 }
