@@ -39,15 +39,21 @@
 // not a JSON object, a blank line in the middle of a JSONL file, ...). A
 // Parquet schema mismatch reports every bad column, joined with
 // errors.Join. Opening a directory without the table, or with it in both
-// formats, fails with ErrNoTable or ErrAmbiguousTable. No input file makes
-// the package panic: parquet-go's panics are recovered as errors.
+// formats, fails with ErrNoTable or ErrAmbiguousTable.
+//
+// No input file makes the package panic or exhaust memory: parquet-go's
+// panics are recovered as errors, and before parquet-go reads a file its
+// footer and page headers are checked for sizes that would make it allocate
+// gigabytes. Parquet files must use zstd, snappy, gzip, brotli or no
+// compression (parquet-go's LZ4 decoder is not safe on corrupt data).
 //
 // # Streaming
 //
 // Open (or OpenFile) returns a Reader that reads rows in caller-sized
 // batches with io.Reader-like semantics, and Create a Writer that takes
-// batches; neither holds more than a row group (Parquet) or a line (JSONL)
-// in memory. ReadAll and ForEach wrap a Reader for the common cases:
+// batches; their memory does not grow with the table (a Parquet writer
+// buffers one row group, a reader one page per column). ReadAll and ForEach
+// wrap a Reader for the common cases:
 //
 //	err := data.ForEach(dir, data.TableImpressions, 8192, func(rows []data.Impression) error {
 //		for i := range rows {

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -113,4 +114,46 @@ func FuzzReadParquet(f *testing.F) {
 		fuzzParquet[Item](t, content)
 		fuzzParquet[Ad](t, content)
 	})
+}
+
+// TestParquetMutations is a small deterministic fuzz run for CI: reading
+// randomly corrupted copies of valid files must fail cleanly (or succeed),
+// never panic or exhaust memory.
+func TestParquetMutations(t *testing.T) {
+	dir := t.TempDir()
+	writeTable(t, dir, TableItems, FormatParquet, sampleItems(20, 1))
+	writeTable(t, dir, TableAds, FormatParquet, sampleAds(20, 1))
+	var seeds [][]byte
+	for _, table := range []string{TableItems, TableAds} {
+		b, err := os.ReadFile(filepath.Join(dir, FileName(table, FormatParquet)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	iterations := 3000
+	if testing.Short() {
+		iterations = 300
+	}
+	r := newRand(42)
+	for range iterations {
+		b := append([]byte(nil), seeds[r.IntN(len(seeds))]...)
+		for range 1 + r.IntN(4) {
+			i := r.IntN(len(b))
+			switch r.IntN(4) {
+			case 0:
+				b[i] ^= 1 << r.IntN(8)
+			case 1:
+				b[i] = byte(r.IntN(256))
+			case 2:
+				b[i] = []byte{0, 0x7f, 0x80, 0xff}[r.IntN(4)]
+			case 3:
+				if i+4 <= len(b) {
+					binary.LittleEndian.PutUint32(b[i:], []uint32{0x7fffffff, 0xffffffff, 0x80000000, 1 << 20}[r.IntN(4)])
+				}
+			}
+		}
+		fuzzParquet[Item](t, b)
+		fuzzParquet[Ad](t, b)
+	}
 }

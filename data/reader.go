@@ -3,7 +3,6 @@ package data
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,8 @@ import (
 //
 // Read fills batch[:n] with the next rows and returns n and an error:
 //
-//   - err == nil: batch[:n] holds n ≥ 1 rows (n may be < len(batch)); call
+//   - err == nil: batch[:n] holds n ≥ 1 rows (n may be < len(batch); n is 0
+//     only for an empty batch); call
 //     Read again.
 //   - err == io.EOF: the file is exhausted; batch[:n] holds its last n ≥ 0
 //     rows. Later calls return 0, io.EOF.
@@ -60,9 +60,17 @@ func checkRows[T any](name string, first int64, rows []T) (int, error) {
 
 // readerState is the part of a reader common to both formats.
 type readerState struct {
-	name string // base name, for errors
-	row  int64  // index of the next row
-	err  error  // sticky error, io.EOF at the end
+	name   string // base name, for errors
+	row    int64  // index of the next row
+	err    error  // sticky error, io.EOF at the end
+	closed bool
+}
+
+// close marks the reader closed and reports whether it already was.
+func (s *readerState) close() (already bool) {
+	already, s.closed = s.closed, true
+	s.err = fmt.Errorf("data: read %s: reader is closed", s.name)
+	return already
 }
 
 // deliver counts the n rows about to be returned and makes err sticky.
@@ -114,7 +122,7 @@ func newParquetReader[T any](name string, ra io.ReaderAt, size int64, closer io.
 	if err != nil {
 		return nil, fmt.Errorf("data: open %s: %w", name, err)
 	}
-	if err := checkFooter(ra, size); err != nil {
+	if err := guardFooter(ra, size); err != nil {
 		return nil, fail(err)
 	}
 	pf, err := parquet.OpenFile(ra, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
@@ -124,33 +132,11 @@ func newParquetReader[T any](name string, ra io.ReaderAt, size int64, closer io.
 	if err := checkSchema(name, want, pf.Schema()); err != nil {
 		return nil, err
 	}
+	if err := guardPages(ra, size, pf); err != nil {
+		return nil, fail(err)
+	}
 	pr := parquet.NewGenericReader[T](pf, want)
 	return &parquetReader[T]{readerState: readerState{name: name}, closer: closer, pr: pr}, nil
-}
-
-// checkFooter checks a Parquet file's magic numbers and footer length
-// before parquet-go reads it, which would otherwise allocate as much memory
-// as a corrupt footer length says.
-func checkFooter(ra io.ReaderAt, size int64) error {
-	const magic = "PAR1"
-	if size < 12 {
-		return errorOf(ErrMalformed, "%d bytes is too short for a Parquet file", size)
-	}
-	var head [4]byte
-	var tail [8]byte
-	if _, err := ra.ReadAt(head[:], 0); err != nil {
-		return fmt.Errorf("read header: %w", err)
-	}
-	if _, err := ra.ReadAt(tail[:], size-8); err != nil {
-		return fmt.Errorf("read footer: %w", err)
-	}
-	if string(head[:]) != magic || string(tail[4:]) != magic {
-		return errorOf(ErrMalformed, "not a Parquet file (no PAR1 magic numbers)")
-	}
-	if footer := int64(binary.LittleEndian.Uint32(tail[:4])); footer > size-12 {
-		return errorOf(ErrMalformed, "footer length %d exceeds file size %d", footer, size)
-	}
-	return nil
 }
 
 func (r *parquetReader[T]) Read(batch []T) (int, error) {
@@ -183,7 +169,11 @@ func (r *parquetReader[T]) readRows(batch []T) (n int, err error) {
 	return r.pr.Read(batch)
 }
 
+// Close releases the file; closing again does nothing.
 func (r *parquetReader[T]) Close() error {
+	if r.close() {
+		return nil
+	}
 	var err error
 	func() {
 		defer func() {
@@ -198,7 +188,6 @@ func (r *parquetReader[T]) Close() error {
 			err = cerr
 		}
 	}
-	r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
 	if err != nil {
 		return fmt.Errorf("data: close %s: %w", r.name, err)
 	}
@@ -292,9 +281,9 @@ func (r *jsonlReader[T]) scanError(row int64) error {
 	return io.EOF
 }
 
+// Close releases the file; closing again does nothing.
 func (r *jsonlReader[T]) Close() error {
-	r.err = fmt.Errorf("data: read %s: reader is closed", r.name)
-	if r.closer == nil {
+	if r.close() || r.closer == nil {
 		return nil
 	}
 	if err := r.closer.Close(); err != nil {

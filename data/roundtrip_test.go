@@ -262,6 +262,9 @@ func TestReaderContract(t *testing.T) {
 			if _, err := r.Read(batch); err == nil || err == io.EOF {
 				t.Errorf("Read after Close = %v, want an error", err)
 			}
+			if err := r.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
 		})
 	}
 }

@@ -118,8 +118,8 @@ func TestDemoKeepsDir(t *testing.T) {
 func TestImportMovieLens(t *testing.T) {
 	src := t.TempDir()
 	files := map[string]string{
-		"movies.csv":  "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n2,Heat (1995),Action|Crime\n",
-		"tags.csv":    "userId,movieId,tag,timestamp\n1,1,fun,60\n",
+		"movies.csv": "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n2,Heat (1995),Action|Crime\n",
+		"tags.csv":   "userId,movieId,tag,timestamp\n1,1,fun,60\n",
 	}
 	ratings := "userId,movieId,rating,timestamp\n"
 	for i := range 20 {
