@@ -2,9 +2,12 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 
@@ -66,7 +69,15 @@ func Generate(ctx context.Context, cfg *config.Config, opts Options) (*data.Mani
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
+	// The manifest is written last and marks a complete data set: drop an
+	// old one first so a failed run never pairs it with new tables.
+	if err := os.Remove(filepath.Join(opts.Dir, data.ManifestFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("simulate: %w", err)
+	}
 	m := w.manifest(opts)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if m.Rows[data.TableItems], err = writeTable(opts, data.TableItems, w.NumItems(), w.itemRows); err != nil {
 		return nil, err
 	}
@@ -113,7 +124,7 @@ func writeTable[T any](opts Options, table string, n int, fill func(dst []T, fro
 	for from := 0; from < n; from += batchRows {
 		buf = fill(buf[:0], from, min(n, from+batchRows))
 		if err := wr.Write(buf); err != nil {
-			wr.Close()
+			wr.Abort()
 			return 0, err
 		}
 	}
@@ -174,17 +185,45 @@ type timelineWriters struct {
 	candidates  data.Writer[data.Candidate]
 }
 
+// closers lists the writers that are open.
+func (t *timelineWriters) closers() []interface {
+	Close() error
+	Abort() error
+} {
+	var out []interface {
+		Close() error
+		Abort() error
+	}
+	if t.events != nil {
+		out = append(out, t.events)
+	}
+	if t.requests != nil {
+		out = append(out, t.requests)
+	}
+	if t.impressions != nil {
+		out = append(out, t.impressions)
+	}
+	if t.candidates != nil {
+		out = append(out, t.candidates)
+	}
+	return out
+}
+
+// close finishes every table; abort drops them all (no file appears).
 func (t *timelineWriters) close() error {
 	var first error
-	for _, c := range []interface{ Close() error }{t.events, t.requests, t.impressions, t.candidates} {
-		if c == nil {
-			continue
-		}
+	for _, c := range t.closers() {
 		if err := c.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+func (t *timelineWriters) abort() {
+	for _, c := range t.closers() {
+		c.Abort()
+	}
 }
 
 func openTimelineWriters(opts Options) (*timelineWriters, error) {
@@ -194,15 +233,15 @@ func openTimelineWriters(opts Options) (*timelineWriters, error) {
 		return nil, err
 	}
 	if t.requests, err = data.Create[data.Request](opts.Dir, data.TableRequests, opts.Format); err != nil {
-		t.close()
+		t.abort()
 		return nil, err
 	}
 	if t.impressions, err = data.Create[data.Impression](opts.Dir, data.TableImpressions, opts.Format); err != nil {
-		t.close()
+		t.abort()
 		return nil, err
 	}
 	if t.candidates, err = data.Create[data.Candidate](opts.Dir, data.TableCandidates, opts.Format); err != nil {
-		t.close()
+		t.abort()
 		return nil, err
 	}
 	return &t, nil
@@ -265,13 +304,13 @@ func (w *World) writeTimelines(ctx context.Context, opts Options, m *data.Manife
 		select {
 		case outs = <-c:
 		case <-ctx.Done():
-			tw.close()
+			tw.abort()
 			return ctx.Err()
 		}
 		for i := range *outs {
 			if err := tw.write(&(*outs)[i], &nextID, m); err != nil {
 				cancel()
-				tw.close()
+				tw.abort()
 				return err
 			}
 		}
@@ -281,7 +320,7 @@ func (w *World) writeTimelines(ctx context.Context, opts Options, m *data.Manife
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		tw.close()
+		tw.abort()
 		return err
 	}
 	return tw.close()

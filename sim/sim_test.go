@@ -354,10 +354,17 @@ func TestGenerateRejectsBadOptions(t *testing.T) {
 	if _, err := Generate(context.Background(), cfg, Options{Dir: filepath.Join(file, "sub"), Scale: "tiny"}); err == nil {
 		t.Error("output under a regular file accepted")
 	}
+	// A run cancelled midway leaves no manifest and no timeline table.
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Generate(ctx, cfg, Options{Dir: t.TempDir(), Scale: "tiny"}); err == nil {
-		t.Error("cancelled context ignored")
+	_, err := Generate(ctx, cfg, Options{Dir: dir, Scale: "tiny", Progress: func(done, total int) { cancel() }})
+	if err == nil {
+		t.Fatal("cancelled run succeeded")
+	}
+	for _, name := range []string{data.ManifestFile, "events.parquet", "impressions.parquet"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("cancelled run left %s", name)
+		}
 	}
 }
 
