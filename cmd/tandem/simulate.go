@@ -61,6 +61,7 @@ func simulate(ctx context.Context, cfg *config.Config, opts sim.Options, stdout,
 		}
 		bar.Set(int64(done), "")
 	}
+	fmt.Fprintf(stderr, "simulate: building the %s catalog (items, ads, users), then user timelines\n", opts.Scale)
 	t0 := time.Now()
 	m, err := sim.Generate(ctx, cfg, opts)
 	if bar != nil {
