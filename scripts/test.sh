@@ -15,7 +15,17 @@ step() {
 	local t0
 	t0=$(date +%s)
 	echo "==> $name"
-	"$@"
+	local left=$((budget - (t0 - start)))
+	if ((left <= 0)); then
+		echo "FAIL: test run exceeded its ${budget}s budget before $name" >&2
+		exit 1
+	fi
+	# A step that hangs is cut at the budget, not left to CI's own limit.
+	if [[ $(type -t "$1") == function ]]; then
+		"$@"
+	else
+		timeout --signal=INT --kill-after=30 "$left" "$@"
+	fi
 	local now
 	now=$(date +%s)
 	printf '    %s: %ds (total %ds)\n' "$name" $((now - t0)) $((now - start))
