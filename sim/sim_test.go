@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -335,12 +336,8 @@ func TestUsersHaveHistory(t *testing.T) {
 }
 
 func median(a []int) int {
-	b := append([]int(nil), a...)
-	for i := 1; i < len(b); i++ {
-		for j := i; j > 0 && b[j] < b[j-1]; j-- {
-			b[j], b[j-1] = b[j-1], b[j]
-		}
-	}
+	b := slices.Clone(a)
+	slices.Sort(b)
 	return b[len(b)/2]
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/data"
@@ -72,7 +73,7 @@ func (w *World) simulateUser(u int, sc *userScratch, out *userOut) {
 		for range poisson(r, w.userRate[u]) {
 			sc.starts = append(sc.starts, day0+r.Int64N(dayMs))
 		}
-		sortInt64(sc.starts)
+		slices.Sort(sc.starts)
 		for _, s0 := range sc.starts {
 			now = max(now+1000, s0)
 			z := w.sessionTopic(r, interest)
@@ -303,6 +304,7 @@ func poisson(r *rand.Rand, lambda float64) int {
 	return k
 }
 
+// cumulativeInPlace turns weights into their normalised cumulative sums.
 func cumulativeInPlace(w []float64) []float64 {
 	var s float64
 	for i, x := range w {
@@ -314,12 +316,4 @@ func cumulativeInPlace(w []float64) []float64 {
 	}
 	w[len(w)-1] = 1
 	return w
-}
-
-func sortInt64(a []int64) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
 }

@@ -320,18 +320,9 @@ func project(dst []float32, m []float64, v []float32, rows int) []float32 {
 	return dst
 }
 
+// cumulative returns the normalised cumulative sums of weights w.
 func cumulative(w []float64) []float64 {
-	out := make([]float64, len(w))
-	var s float64
-	for i, x := range w {
-		s += x
-		out[i] = s
-	}
-	for i := range out {
-		out[i] /= s
-	}
-	out[len(out)-1] = 1
-	return out
+	return cumulativeInPlace(append([]float64(nil), w...))
 }
 
 // draw samples an index from a cumulative distribution.
