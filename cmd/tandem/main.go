@@ -25,6 +25,7 @@ var commands = []command{
 	{"demo", "simulate a demo-scale data set and print its oracle report", runDemo},
 	{"simulate", "write a simulated ads data set (seven tables) into a directory", runSimulate},
 	{"eval", "evaluate a data set (--oracle: the Bayes-optimal report)", runEval},
+	{"validate", "check a data directory against its schema and across tables", runValidate},
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
 }
 

@@ -143,3 +143,21 @@ func TestImportMovieLens(t *testing.T) {
 		t.Errorf("unknown source: exit %d, want 2", code)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, stderr := runCLI(t, "simulate", "--out", dir, "--scale", "tiny", "--users", "20"); code != 0 {
+		t.Fatalf("simulate: %s", stderr)
+	}
+	code, out, stderr := runCLI(t, "validate", "--data", dir, "--skip-candidates")
+	if code != 0 || !strings.Contains(out, "is valid against the schema of its manifest's config") {
+		t.Fatalf("validate: exit %d\n%s\n%s", code, out, stderr)
+	}
+	other := strings.Replace(string(config.DefaultYAML()), "dim: 32}\n  ad:", "dim: 16}\n  ad:", 1)
+	cfg := filepath.Join(t.TempDir(), "narrow.yaml")
+	os.WriteFile(cfg, []byte(other), 0o644)
+	code, _, stderr = runCLI(t, "validate", "--data", dir, "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, `users.parquet: row 0: column "pretrained_emb"`) {
+		t.Errorf("validate against a narrower schema: exit %d, %q", code, stderr)
+	}
+}
