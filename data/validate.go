@@ -258,29 +258,26 @@ func (v *validator) checkRequests() error {
 	})
 }
 
-// knownAd reports whether id is an ad with an ads row.
-func (v *validator) knownAd(id int64) bool { return v.items[id]&seenAd != 0 }
+// requestAd checks the (request_id, ad_id) pair impressions and
+// candidates share: a known request and an ad with an ads row.
+func (v *validator) requestAd(requestID, adID int64) (string, error) {
+	if _, ok := v.requests[requestID]; !ok {
+		return "request_id", fmt.Errorf("request_id %d is not in requests", requestID)
+	}
+	if v.items[adID]&seenAd == 0 {
+		return "ad_id", fmt.Errorf("ad_id %d is not in ads", adID)
+	}
+	return "", nil
+}
 
 func (v *validator) checkImpressions() error {
 	return each(v, TableImpressions, func(_ int64, r *Impression) (string, error) {
-		if _, ok := v.requests[r.RequestID]; !ok {
-			return "request_id", fmt.Errorf("request_id %d is not in requests", r.RequestID)
-		}
-		if !v.knownAd(r.AdID) {
-			return "ad_id", fmt.Errorf("ad_id %d is not in ads", r.AdID)
-		}
-		return "", nil
+		return v.requestAd(r.RequestID, r.AdID)
 	})
 }
 
 func (v *validator) checkCandidates() error {
 	return each(v, TableCandidates, func(_ int64, r *Candidate) (string, error) {
-		if _, ok := v.requests[r.RequestID]; !ok {
-			return "request_id", fmt.Errorf("request_id %d is not in requests", r.RequestID)
-		}
-		if !v.knownAd(r.AdID) {
-			return "ad_id", fmt.Errorf("ad_id %d is not in ads", r.AdID)
-		}
-		return "", nil
+		return v.requestAd(r.RequestID, r.AdID)
 	})
 }
