@@ -120,13 +120,13 @@ type validator struct {
 	requests map[int64]struct{}
 }
 
-// each streams a table, calling check on every row with its 0-based index;
+// each streams a table, calling check on every row;
 // a non-nil (column, error) becomes a RowError.
-func each[T any](v *validator, table string, check func(i int64, r *T) (string, error)) error {
+func each[T any](v *validator, table string, check func(r *T) (string, error)) error {
 	var i int64
 	err := ForEach(v.dir, table, 8192, func(rows []T) error {
 		for k := range rows {
-			if col, err := check(i, &rows[k]); err != nil {
+			if col, err := check(&rows[k]); err != nil {
 				return &RowError{File: v.file, Row: i, Column: col, Err: fmt.Errorf("%w: %w", ErrBadValue, err)}
 			}
 			i++
@@ -138,7 +138,7 @@ func each[T any](v *validator, table string, check func(i int64, r *T) (string, 
 }
 
 func (v *validator) checkItems() error {
-	return each(v, TableItems, func(_ int64, r *Item) (string, error) {
+	return each(v, TableItems, func(r *Item) (string, error) {
 		if _, dup := v.items[r.ItemID]; dup {
 			return "item_id", fmt.Errorf("item_id %d repeats", r.ItemID)
 		}
@@ -155,7 +155,7 @@ func (v *validator) checkItems() error {
 }
 
 func (v *validator) checkAds() error {
-	err := each(v, TableAds, func(_ int64, r *Ad) (string, error) {
+	err := each(v, TableAds, func(r *Ad) (string, error) {
 		k, ok := v.items[r.AdID]
 		switch {
 		case !ok:
@@ -192,7 +192,7 @@ func (v *validator) checkAds() error {
 }
 
 func (v *validator) checkUsers() error {
-	return each(v, TableUsers, func(_ int64, r *User) (string, error) {
+	return each(v, TableUsers, func(r *User) (string, error) {
 		if _, dup := v.users[r.UserID]; dup {
 			return "user_id", fmt.Errorf("user_id %d repeats", r.UserID)
 		}
@@ -206,7 +206,7 @@ func (v *validator) checkUsers() error {
 
 func (v *validator) checkEvents() error {
 	var prevUser, prevTs int64 = -1, 0
-	return each(v, TableEvents, func(_ int64, r *Event) (string, error) {
+	return each(v, TableEvents, func(r *Event) (string, error) {
 		if _, ok := v.users[r.UserID]; !ok {
 			return "user_id", fmt.Errorf("user_id %d is not in users", r.UserID)
 		}
@@ -225,7 +225,7 @@ func (v *validator) checkEvents() error {
 }
 
 func (v *validator) checkRequests() error {
-	return each(v, TableRequests, func(_ int64, r *Request) (string, error) {
+	return each(v, TableRequests, func(r *Request) (string, error) {
 		if _, dup := v.requests[r.RequestID]; dup {
 			return "request_id", fmt.Errorf("request_id %d repeats", r.RequestID)
 		}
@@ -271,13 +271,13 @@ func (v *validator) requestAd(requestID, adID int64) (string, error) {
 }
 
 func (v *validator) checkImpressions() error {
-	return each(v, TableImpressions, func(_ int64, r *Impression) (string, error) {
+	return each(v, TableImpressions, func(r *Impression) (string, error) {
 		return v.requestAd(r.RequestID, r.AdID)
 	})
 }
 
 func (v *validator) checkCandidates() error {
-	return each(v, TableCandidates, func(_ int64, r *Candidate) (string, error) {
+	return each(v, TableCandidates, func(r *Candidate) (string, error) {
 		return v.requestAd(r.RequestID, r.AdID)
 	})
 }
