@@ -55,6 +55,12 @@ func Generate(ctx context.Context, cfg *config.Config, opts Options) (*data.Mani
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Users < 0 {
+		return nil, fmt.Errorf("simulate: users override %d is negative", opts.Users)
+	}
 	sc, sp, err := cfg.ScaleNamed(opts.Scale)
 	if err != nil {
 		return nil, err
@@ -96,7 +102,7 @@ func Generate(ctx context.Context, cfg *config.Config, opts Options) (*data.Mani
 	return m, nil
 }
 
-// Manifest returns the manifest a data set of this world would carry,
+// manifest returns the manifest a data set of this world would carry,
 // without row counts.
 func (w *World) manifest(opts Options) *data.Manifest {
 	start := w.cfg.Start().UnixMilli()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -345,6 +346,14 @@ func TestGenerateRejectsBadOptions(t *testing.T) {
 	cfg := config.Default()
 	if _, err := Generate(context.Background(), cfg, Options{Dir: t.TempDir(), Scale: "galactic"}); err == nil {
 		t.Error("unknown scale accepted")
+	}
+	if _, err := Generate(context.Background(), cfg, Options{Dir: t.TempDir(), Scale: "tiny", Users: -1}); err == nil {
+		t.Error("negative users override accepted")
+	}
+	broken := config.Default()
+	broken.Surfaces[0].Traffic = 2
+	if _, err := Generate(context.Background(), broken, Options{Dir: t.TempDir(), Scale: "tiny"}); err == nil || !strings.Contains(err.Error(), "surfaces[0].traffic") {
+		t.Errorf("invalid config: err = %v, want the field named", err)
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
