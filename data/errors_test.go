@@ -309,7 +309,7 @@ func TestParquetSchemaErrors(t *testing.T) {
 		writeParquet(t, filepath.Join(dir, "candidates.parquet"), []candidateOptional{{RequestID: 1}})
 		_, err := Open[Candidate](dir, TableCandidates)
 		wantError(t, err, ErrWrongType, "candidates.parquet", -1, "logging_score",
-			"file has optional FLOAT, want required FLOAT")
+			"file has optional FLOAT, want required FLOAT (a nullable column: tandem tables have no nulls")
 	})
 	t.Run("renamed column", func(t *testing.T) {
 		dir := t.TempDir()

@@ -87,7 +87,11 @@ func wrongType(path []string, w, g parquet.Node) error {
 	if len(path) > 0 {
 		at = " at " + strings.Join(path, ".")
 	}
-	return errorOf(ErrWrongType, "wrong type%s: file has %s, want %s", at, describe(g), describe(w))
+	hint := ""
+	if g.Optional() && !w.Optional() {
+		hint = " (a nullable column: tandem tables have no nulls; write it as non-nullable, e.g. a pyarrow field with nullable=False)"
+	}
+	return errorOf(ErrWrongType, "wrong type%s: file has %s, want %s%s", at, describe(g), describe(w), hint)
 }
 
 // compatibleTypes reports whether a leaf of type g reads as type w: the
