@@ -75,29 +75,17 @@ func run(dir string, epochs int, lr, l2 float64) error {
 	if !m.GroundTruth {
 		return fmt.Errorf("%s has no ground truth", dir)
 	}
-	items, err := data.ReadAll[data.Item](dir, data.TableItems)
+	items, itemIdx, err := readIndexed(dir, data.TableItems, func(r *data.Item) int64 { return r.ItemID })
 	if err != nil {
 		return err
 	}
-	itemIdx := make(map[int64]int, len(items))
-	for i, it := range items {
-		itemIdx[it.ItemID] = i
-	}
-	ads, err := data.ReadAll[data.Ad](dir, data.TableAds)
+	ads, adIdx, err := readIndexed(dir, data.TableAds, func(r *data.Ad) int64 { return r.AdID })
 	if err != nil {
 		return err
 	}
-	adIdx := make(map[int64]int, len(ads))
-	for i, a := range ads {
-		adIdx[a.AdID] = i
-	}
-	users, err := data.ReadAll[data.User](dir, data.TableUsers)
+	users, userIdx, err := readIndexed(dir, data.TableUsers, func(r *data.User) int64 { return r.UserID })
 	if err != nil {
 		return err
-	}
-	userIdx := make(map[int64]int, len(users))
-	for i, u := range users {
-		userIdx[u.UserID] = i
 	}
 	reqs := map[int64]data.Request{}
 	if err := data.ForEach(dir, data.TableRequests, 8192, func(rs []data.Request) error {
@@ -180,6 +168,19 @@ func run(dir string, epochs int, lr, l2 float64) error {
 	}
 	report(exs, w, nd)
 	return nil
+}
+
+// readIndexed reads a whole table and maps each row's id to its index.
+func readIndexed[T any](dir, table string, id func(*T) int64) ([]T, map[int64]int, error) {
+	rows, err := data.ReadAll[T](dir, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx := make(map[int64]int, len(rows))
+	for i := range rows {
+		idx[id(&rows[i])] = i
+	}
+	return rows, idx, nil
 }
 
 // standardize rescales each dense slot to mean 0, sd 1 over the training rows.
