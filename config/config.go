@@ -38,6 +38,9 @@ type Config struct {
 	Split   Split            `yaml:"split" json:"split"`
 	Scales  map[string]Scale `yaml:"scales" json:"scales"`
 	Sim     Sim              `yaml:"sim" json:"sim"`
+
+	Model Model `yaml:"model" json:"model"`
+	Train Train `yaml:"train" json:"train"`
 }
 
 // Surface is a place ads are shown.

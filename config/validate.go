@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 	c.validateSplit(&p)
 	c.validateScales(&p)
 	c.validateSim(&p)
+	c.validateModel(&p)
 	return errors.Join(p...)
 }
 

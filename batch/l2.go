@@ -1,0 +1,317 @@
+package batch
+
+import (
+	"math/rand/v2"
+
+	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/feature"
+)
+
+// Row is one scored (request, ad) pair: an impression (with labels) or a
+// never-shown candidate (position 0, Weight 0 unless it carries soft labels).
+type Row struct {
+	Req      int32
+	AdRow    int32
+	Position int32
+	Labels   [4]float32
+	Weight   float32 // 0 for padding
+}
+
+// L2Feeder fills the inputs of an L2 graph for N rows over at most U
+// (user, request time) contexts. Buffers are reused between batches.
+type L2Feeder struct {
+	D      *Data
+	S      *Sparse
+	BN     *BN
+	N, U   int
+	L, SD  int // sequence length and short-term positions
+	Dim    int // d
+	Heads  int
+	NoSeq  bool
+	Trains [][]bool // surface × task
+
+	X, Ad, Tok, Pos *Gathered
+	Dense           []float32 // N × dense
+	Live            []bool
+	Mask            []float32 // U·h × L × L
+	Newest          []int     // U·SD
+	Keep            []float32 // U × SD·d
+	Pool            []float32 // U × L × d
+	Any             []float32 // U × d
+	CtxRow          []int     // N
+	TARows          []int     // N·L
+	TAMask          []float32 // N × 1 × L
+	TAAny           []float32 // N × d
+	Surface         [][]float32
+	Y, W            []float32 // N × T
+
+	seqLen []int // per context
+	events []feature.Event
+	ctxKey map[[2]int64]int
+}
+
+// NewL2Feeder allocates the buffers; noSeq skips the sequence inputs (the
+// logistic baseline).
+func NewL2Feeder(d *Data, s *Sparse, bn *BN, n, u int, noSeq bool) *L2Feeder {
+	cfg := d.Cfg
+	f := &L2Feeder{D: d, S: s, BN: bn, N: n, U: u, L: cfg.Sequence.Length, SD: cfg.Sequence.ShortTerm,
+		Dim: cfg.Model.Seq.Dim, Heads: cfg.Model.Seq.Heads, NoSeq: noSeq, ctxKey: map[[2]int64]int{}}
+	f.Trains = TrainsMatrix(cfg)
+	ft := d.Feat
+	var xl, al Layout
+	for i, c := range ft.UserCat {
+		xl.Add(c.Name, s.UserCat[i].Dim, s.UserCat[i])
+	}
+	xl.Add(ft.UserEmb, ft.UserEmbDim, nil)
+	for i, c := range ft.Context {
+		xl.Add(c.Name, s.Ctx[i].Dim, s.Ctx[i])
+	}
+	xl.Add("context_item.content_emb", ft.ContentDim, nil)
+	for i, c := range ft.AdCat {
+		al.Add(c.Name, s.AdCat[i].Dim, s.AdCat[i])
+	}
+	al.Add("content_emb", ft.ContentDim, nil)
+	f.X, f.Ad = NewGathered(&xl, n), NewGathered(&al, n)
+	f.Dense = make([]float32, n*(len(ft.UserDense)+len(ft.AdDense)))
+	f.Live = make([]bool, n)
+	f.Surface = make([][]float32, len(cfg.Surfaces))
+	for i := range f.Surface {
+		f.Surface[i] = make([]float32, n)
+	}
+	nt := len(cfg.Tasks)
+	f.Y, f.W = make([]float32, n*nt), make([]float32, n*nt)
+	if !noSeq {
+		var tl, pl Layout
+		tl.Add("content_emb", ft.ContentDim, s.OOV)
+		tl.Add("action", s.Act.Dim, s.Act)
+		tl.Add("surface", s.Surf.Dim, s.Surf)
+		tl.Add("age", s.Age.Dim, s.Age)
+		pl.Add("position", s.Pos.Dim, s.Pos)
+		f.Tok, f.Pos = NewGathered(&tl, u*f.L), NewGathered(&pl, u*f.L)
+		f.Mask = make([]float32, u*f.Heads*f.L*f.L)
+		f.Newest = make([]int, u*f.SD)
+		f.Keep = make([]float32, u*f.SD*f.Dim)
+		f.Pool = make([]float32, u*f.L*f.Dim)
+		f.Any = make([]float32, u*f.Dim)
+		f.CtxRow = make([]int, n)
+		f.TARows = make([]int, n*f.L)
+		f.TAMask = make([]float32, n*f.L)
+		f.TAAny = make([]float32, n*f.Dim)
+		f.seqLen = make([]int, u)
+	}
+	return f
+}
+
+// TrainsMatrix returns [surface][task]: whether the surface trains the task.
+func TrainsMatrix(cfg *config.Config) [][]bool {
+	out := make([][]bool, len(cfg.Surfaces))
+	for i, s := range cfg.Surfaces {
+		out[i] = make([]bool, len(cfg.Tasks))
+		for t, task := range cfg.Tasks {
+			for _, st := range s.Tasks {
+				if st == task {
+					out[i][t] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Contexts returns how many distinct (user, request time) contexts rows
+// span; a packer keeps it ≤ U.
+func ContextKey(r *Request) [2]int64 { return [2]int64{r.UserID, r.TsMs} }
+
+// Fill writes rows (at most N; the rest is padding) into the buffers. With
+// train, dense features use batch statistics and, when rng is non-nil,
+// sequences are masked as SYSTEM.md §2 says (drop [t−w, t) with
+// probability p). Rows must span at most U contexts.
+func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
+	d, cfg := f.D, f.D.Cfg
+	ft := d.Feat
+	f.X.Reset()
+	f.Ad.Reset()
+	clear(f.Y)
+	clear(f.W)
+	for i := range f.Surface {
+		clear(f.Surface[i])
+	}
+	nt := len(cfg.Tasks)
+	nd := len(ft.UserDense) + len(ft.AdDense)
+	clear(f.Dense)
+	clear(f.ctxKey)
+	var ctxOf []int
+	if !f.NoSeq {
+		ctxOf = make([]int, 0, len(rows))
+	}
+	for r, row := range rows {
+		req := &d.Requests[row.Req]
+		f.Live[r] = row.Weight > 0
+		// user features
+		u := int(req.UserRow)
+		for i := range ft.UserCat {
+			f.X.SetRow(r, i, d.UserCats[u*len(ft.UserCat)+i])
+		}
+		seg := len(ft.UserCat)
+		f.X.SetFixed(r, seg, d.UserEmb[u*ft.UserEmbDim:(u+1)*ft.UserEmbDim])
+		seg++
+		for i, c := range ft.Context {
+			var code int32
+			switch c.Name {
+			case "surface":
+				code = CodeString(c, cfg.Surfaces[req.Surface].Name)
+			case "view_type":
+				code = CodeString(c, cfg.ViewTypes()[req.View])
+			case "query_topic":
+				code = CodeInt(c, int64(req.QueryTopic))
+			case "position":
+				code = CodeInt(c, int64(row.Position))
+			}
+			f.X.SetRow(r, seg+i, code)
+		}
+		seg += len(ft.Context)
+		if req.CtxItemRow >= 0 {
+			k := int(req.CtxItemRow)
+			f.X.SetFixed(r, seg, d.ItemEmb[k*ft.ContentDim:(k+1)*ft.ContentDim])
+		}
+		// ad features
+		a := int(row.AdRow)
+		for i := range ft.AdCat {
+			f.Ad.SetRow(r, i, d.AdCats[a*len(ft.AdCat)+i])
+		}
+		it := int(d.AdItem[a])
+		f.Ad.SetFixed(r, len(ft.AdCat), d.ItemEmb[it*ft.ContentDim:(it+1)*ft.ContentDim])
+		copy(f.Dense[r*nd:], d.UserDense[u*len(ft.UserDense):(u+1)*len(ft.UserDense)])
+		copy(f.Dense[r*nd+len(ft.UserDense):], d.AdDense[a*len(ft.AdDense):(a+1)*len(ft.AdDense)])
+		f.Surface[req.Surface][r] = 1
+		for t := 0; t < nt; t++ {
+			f.Y[r*nt+t] = row.Labels[t]
+			if f.Trains[req.Surface][t] {
+				f.W[r*nt+t] = row.Weight
+			}
+		}
+		if !f.NoSeq {
+			k := ContextKey(req)
+			c, ok := f.ctxKey[k]
+			if !ok {
+				c = len(f.ctxKey)
+				f.ctxKey[k] = c
+				f.fillContext(c, req, train, rng)
+			}
+			ctxOf = append(ctxOf, c)
+		}
+	}
+	for r := len(rows); r < f.N; r++ {
+		f.Live[r] = false
+	}
+	f.BN.Normalize(f.Dense, f.N, f.Live, train)
+	if f.NoSeq {
+		return
+	}
+	for c := len(f.ctxKey); c < f.U; c++ {
+		f.fillContext(c, nil, false, nil)
+	}
+	for r := 0; r < f.N; r++ {
+		c := 0
+		if r < len(rows) {
+			c = ctxOf[r]
+		}
+		f.CtxRow[r] = c
+		n := f.seqLen[c]
+		for j := 0; j < f.L; j++ {
+			f.TARows[r*f.L+j] = c*f.L + j
+			if j < max(n, 1) { // see fillContext on empty sequences
+				f.TAMask[r*f.L+j] = 0
+			} else {
+				f.TAMask[r*f.L+j] = -1e9
+			}
+		}
+		v := float32(0)
+		if n > 0 {
+			v = 1
+		}
+		for k := 0; k < f.Dim; k++ {
+			f.TAAny[r*f.Dim+k] = v
+		}
+	}
+}
+
+// fillContext writes context c's sequence inputs (req nil: an empty pad).
+func (f *L2Feeder) fillContext(c int, req *Request, train bool, rng *rand.Rand) {
+	d := f.D
+	ft := d.Feat
+	f.events = f.events[:0]
+	if req != nil {
+		ts := req.TsMs
+		tc := d.Cfg.Train
+		if train && rng != nil && rng.Float64() < tc.SeqDropProb {
+			ts -= int64(rng.Float64() * tc.SeqDropMaxS * 1000)
+		}
+		f.events = d.Seq.Sequence(f.events, req.UserID, ts, f.L)
+	}
+	n := len(f.events)
+	f.seqLen[c] = n
+	ages := f.S.Age.Rows
+	for j := 0; j < f.L; j++ {
+		row := c*f.L + j
+		for s := range f.Tok.L.Segs {
+			f.Tok.Idx[row*len(f.Tok.L.Segs)+s] = -1
+		}
+		tok := f.Tok.Data[row*f.Tok.L.Width : (row+1)*f.Tok.L.Width]
+		clear(tok)
+		f.Pos.SetRow(row, 0, int32(j))
+		if j < n {
+			e := f.events[j]
+			if k, ok := d.ItemRow[e.ItemID]; ok {
+				f.Tok.SetFixed(row, 0, d.ItemEmb[int(k)*ft.ContentDim:(int(k)+1)*ft.ContentDim])
+			} else {
+				f.Tok.SetRow(row, 0, 0)
+			}
+			f.Tok.SetRow(row, 1, int32(e.Action))
+			f.Tok.SetRow(row, 2, int32(e.Surface))
+			f.Tok.SetRow(row, 3, AgeBucket(req.TsMs-e.TsMs, ages))
+		}
+	}
+	// Padded keys get −1e9 before the softmax. gorgonia's softmax does not
+	// subtract the row maximum, so a row with every key masked would be 0/0:
+	// an empty sequence keeps key 0 unmasked instead, and its outputs are
+	// zeroed downstream (keep, pool and any masks).
+	for h := 0; h < f.Heads; h++ {
+		m := f.Mask[(c*f.Heads+h)*f.L*f.L : (c*f.Heads+h+1)*f.L*f.L]
+		for i := 0; i < f.L; i++ {
+			for j := 0; j < f.L; j++ {
+				if j < max(n, 1) {
+					m[i*f.L+j] = 0
+				} else {
+					m[i*f.L+j] = -1e9
+				}
+			}
+		}
+	}
+	for j := 0; j < f.SD; j++ {
+		f.Newest[c*f.SD+j] = c*f.L + j
+		v := float32(0)
+		if j < n {
+			v = 1
+		}
+		for k := 0; k < f.Dim; k++ {
+			f.Keep[(c*f.SD+j)*f.Dim+k] = v
+		}
+	}
+	for j := 0; j < f.L; j++ {
+		v := float32(0)
+		if j >= n {
+			v = -1e4
+		}
+		for k := 0; k < f.Dim; k++ {
+			f.Pool[(c*f.L+j)*f.Dim+k] = v
+		}
+	}
+	v := float32(0)
+	if n > 0 {
+		v = 1
+	}
+	for k := 0; k < f.Dim; k++ {
+		f.Any[c*f.Dim+k] = v
+	}
+}
