@@ -11,6 +11,7 @@ import (
 // never-shown candidate (position 0, Weight 0 unless it carries soft labels).
 type Row struct {
 	Req      int32
+	Imp      int32 // index into Data.Imps, −1 for a never-shown candidate
 	AdRow    int32
 	Position int32
 	Labels   [4]float32

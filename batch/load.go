@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"math"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -243,7 +244,7 @@ func (d *Data) RequestsIn(s Split) []int32 {
 	case Validation:
 		lo, hi = d.Manifest.ValidationStartMs, d.Manifest.TestStartMs
 	case Test:
-		lo, hi = d.Manifest.TestStartMs, d.Manifest.EndMs
+		lo, hi = d.Manifest.TestStartMs, math.MaxInt64 // sessions may run past EndMs
 	}
 	var out []int32
 	for i, r := range d.Requests {

@@ -23,9 +23,18 @@
 // tied scores counting 1/2. It takes O(n log n) time and 16 bytes of
 // scratch memory per score.
 //
+// # Calibration
+//
+// [Reliability] sorts predictions and cuts them into bins of equal count
+// (equal mass), reporting each bin's mean prediction and mean label: the
+// points of a reliability diagram. [ECE], the expected calibration error,
+// is the count-weighted mean gap |mean prediction − mean label| over
+// those bins. [CalibrationRatio] is the sum of predictions over the sum
+// of labels, 1 for a model calibrated on the whole.
+//
 // # Degenerate input
 //
 // No function panics on its input. Where a metric is undefined (no
 // predictions, slices of different lengths, a single class for AUC, a NaN
-// score) the result is NaN.
+// score) the result is NaN; Reliability and ECE return an error instead.
 package metric

@@ -31,7 +31,7 @@ func (s *L2Spec) Logistic() bool { return s.Trunk.Arch == "logistic" }
 // (user, request time) contexts.
 type L2Inputs struct {
 	X, Ad, Dense *G.Node // (N, XDim), (N, AdDim), (N, DenseDim)
-	Seq          seqInputs
+	Seq          SeqInputs
 	CtxRow       *G.Node   // (N) int: the row's context in [0, U)
 	TARows       *G.Node   // (N·L) int: rows of T for each row's context
 	TAMask       *G.Node   // (N, 1, L): 0 or −1e9
@@ -81,7 +81,7 @@ func BuildL2(w *Weights, spec L2Spec, n, u int, train bool) (*L2Graph, error) {
 		dense = must(G.BroadcastAdd(dense, b.param("bn.bias", InitZeros, spec.DenseDim), nil, []byte{0}))
 		parts := []*G.Node{in.X, in.Ad, dense}
 		if !spec.Logistic() {
-			in.Seq = b.seqInputs("seq", u, s)
+			in.Seq = b.SeqInputs("seq", u, s)
 			in.CtxRow = b.intInput("ctx_row", n)
 			in.TARows = b.intInput("ta.rows", n*s.L)
 			in.TAMask = b.input("ta.mask", n, 1, s.L)
@@ -132,7 +132,7 @@ func BuildL2(w *Weights, spec L2Spec, n, u int, train bool) (*L2Graph, error) {
 			wrt := append(G.Nodes{}, b.params...)
 			wrt = append(wrt, in.X, in.Ad)
 			if !spec.Logistic() {
-				wrt = append(wrt, in.Seq.tokens, in.Seq.pos)
+				wrt = append(wrt, in.Seq.Tokens, in.Seq.Pos)
 			}
 			gs, err := G.Grad(m.Loss, wrt...)
 			if err != nil {

@@ -81,9 +81,9 @@ func feedRandom(t *testing.T, m *L2Graph, seed uint64) map[*G.Node]*tensor.Dense
 		return vals
 	}
 	in := m.In.Seq
-	randn(in.tokens)
-	randn(in.pos)
-	set(in.mask, mk(in.mask.Shape(), func(i int) float64 {
+	randn(in.Tokens)
+	randn(in.Pos)
+	set(in.Mask, mk(in.Mask.Shape(), func(i int) float64 {
 		c, j := i/(s.Heads*s.L*s.L), i%s.L
 		if j < max(1, seqLen(c)) {
 			return 0
@@ -96,19 +96,19 @@ func feedRandom(t *testing.T, m *L2Graph, seed uint64) map[*G.Node]*tensor.Dense
 			newest[c*s.ShortTerm+j] = c*s.L + j
 		}
 	}
-	G.Let(in.newest, tensor.New(tensor.WithShape(len(newest)), tensor.WithBacking(newest)))
-	set(in.keep, mk(in.keep.Shape(), func(i int) float64 {
+	G.Let(in.Newest, tensor.New(tensor.WithShape(len(newest)), tensor.WithBacking(newest)))
+	set(in.Keep, mk(in.Keep.Shape(), func(i int) float64 {
 		c, j := i/(s.ShortTerm*s.Dim), (i/s.Dim)%s.ShortTerm
 		return b2f(j < seqLen(c))
 	}))
-	set(in.pool, mk(in.pool.Shape(), func(i int) float64 {
+	set(in.Pool, mk(in.Pool.Shape(), func(i int) float64 {
 		c, j := i/(s.L*s.Dim), (i/s.Dim)%s.L
 		if j < seqLen(c) {
 			return 0
 		}
 		return -1e4
 	}))
-	set(in.any, mk(in.any.Shape(), func(i int) float64 { return b2f(seqLen(i/s.Dim) > 0) }))
+	set(in.Any, mk(in.Any.Shape(), func(i int) float64 { return b2f(seqLen(i/s.Dim) > 0) }))
 	ctx := make([]int, n)
 	rows := make([]int, n*s.L)
 	for r := range ctx {
@@ -183,7 +183,7 @@ func TestL2GradientsFiniteDifference(t *testing.T) {
 			wrt := append(G.Nodes{}, m.Params...)
 			wrt = append(wrt, m.In.X, m.In.Ad)
 			if !m.Spec.Logistic() {
-				wrt = append(wrt, m.In.Seq.tokens, m.In.Seq.pos)
+				wrt = append(wrt, m.In.Seq.Tokens, m.In.Seq.Pos)
 			}
 			grads := make([][]float64, len(wrt))
 			for i := range wrt {

@@ -178,33 +178,33 @@ type SeqSpec struct {
 	Projection   int
 }
 
-// seqInputs are the fed tensors of the user side for U unique contexts.
-type seqInputs struct {
-	tokens *G.Node // (U·L, TokenIn): content ⊕ E_act ⊕ E_surf ⊕ E_age, gathered outside the graph
-	pos    *G.Node // (U·L, d): P_j gathered outside the graph
-	mask   *G.Node // (U·h, L, L): 0 for a real key, −1e9 for padding
-	newest *G.Node // (U·ShortTerm) int: row index in (U·L) of each kept position
-	keep   *G.Node // (U, ShortTerm·d): 1 where the kept position exists
-	pool   *G.Node // (U, L, d): 0 for a real position, −1e4 for padding
-	any    *G.Node // (U, d): 1 when the sequence is non-empty
+// SeqInputs are the fed tensors of the user side for U unique contexts.
+type SeqInputs struct {
+	Tokens *G.Node // (U·L, TokenIn): content ⊕ E_act ⊕ E_surf ⊕ E_age, gathered outside the graph
+	Pos    *G.Node // (U·L, d): P_j gathered outside the graph
+	Mask   *G.Node // (U·h, L, L): 0 for a real key, −1e9 for padding
+	Newest *G.Node // (U·ShortTerm) int: row index in (U·L) of each kept position
+	Keep   *G.Node // (U, ShortTerm·d): 1 where the kept position exists
+	Pool   *G.Node // (U, L, d): 0 for a real position, −1e4 for padding
+	Any    *G.Node // (U, d): 1 when the sequence is non-empty
 }
 
-func (b *builder) seqInputs(name string, u int, s SeqSpec) seqInputs {
-	return seqInputs{
-		tokens: b.input(name+".tokens", u*s.L, s.TokenIn),
-		pos:    b.input(name+".pos", u*s.L, s.Dim),
-		mask:   b.input(name+".mask", u*s.Heads, s.L, s.L),
-		newest: b.intInput(name+".newest", u*s.ShortTerm),
-		keep:   b.input(name+".keep", u, s.ShortTerm*s.Dim),
-		pool:   b.input(name+".pool", u, s.L, s.Dim),
-		any:    b.input(name+".any", u, s.Dim),
+func (b *builder) SeqInputs(name string, u int, s SeqSpec) SeqInputs {
+	return SeqInputs{
+		Tokens: b.input(name+".tokens", u*s.L, s.TokenIn),
+		Pos:    b.input(name+".pos", u*s.L, s.Dim),
+		Mask:   b.input(name+".mask", u*s.Heads, s.L, s.L),
+		Newest: b.intInput(name+".newest", u*s.ShortTerm),
+		Keep:   b.input(name+".keep", u, s.ShortTerm*s.Dim),
+		Pool:   b.input(name+".pool", u, s.L, s.Dim),
+		Any:    b.input(name+".any", u, s.Dim),
 	}
 }
 
 // encoder runs the token projection and the post-LN Transformer layers,
 // returning T (U·L, d).
-func (b *builder) encoder(name string, in seqInputs, u int, s SeqSpec) *G.Node {
-	x := must(G.Add(b.linear(name+".token", in.tokens, s.Dim), in.pos))
+func (b *builder) encoder(name string, in SeqInputs, u int, s SeqSpec) *G.Node {
+	x := must(G.Add(b.linear(name+".token", in.Tokens, s.Dim), in.Pos))
 	dh := s.Dim / s.Heads
 	scale := b.scalar(1 / math.Sqrt(float64(dh)))
 	for l := 0; l < s.Layers; l++ {
@@ -213,7 +213,7 @@ func (b *builder) encoder(name string, in seqInputs, u int, s SeqSpec) *G.Node {
 		k := must(SplitHeads(b.linear(ln+".attn.k", x, s.Dim), u, s.L, s.Heads))
 		v := must(SplitHeads(b.linear(ln+".attn.v", x, s.Dim), u, s.L, s.Heads))
 		sc := must(G.HadamardProd(must(G.BatchedMatMul(q, k, false, true)), scale))
-		a := must(G.SoftMax(must(G.Add(sc, in.mask)), 2))
+		a := must(G.SoftMax(must(G.Add(sc, in.Mask)), 2))
 		o := must(MergeHeads(must(G.BatchedMatMul(a, v)), u, s.Heads))
 		x = b.layerNorm(ln+".ln1", must(G.Add(x, b.linear(ln+".attn.out", o, s.Dim))))
 		f := b.linear(ln+".ffn.2", must(G.Rectify(b.linear(ln+".ffn.1", x, 4*s.Dim))), s.Dim)
@@ -224,12 +224,12 @@ func (b *builder) encoder(name string, in seqInputs, u int, s SeqSpec) *G.Node {
 
 // seqOutput is flatten(T at the newest ShortTerm positions, missing zero) ⊕
 // Linear(masked max-pool over positions, zero for an empty sequence).
-func (b *builder) seqOutput(name string, t *G.Node, in seqInputs, u int, s SeqSpec) *G.Node {
-	newest := must(CopyReshape(must(G.ByIndices(t, in.newest, 0)), u, s.ShortTerm*s.Dim))
-	newest = must(G.HadamardProd(newest, in.keep))
+func (b *builder) seqOutput(name string, t *G.Node, in SeqInputs, u int, s SeqSpec) *G.Node {
+	newest := must(CopyReshape(must(G.ByIndices(t, in.Newest, 0)), u, s.ShortTerm*s.Dim))
+	newest = must(G.HadamardProd(newest, in.Keep))
 	t3 := must(CopyReshape(t, u, s.L, s.Dim))
-	pooled := must(G.Max(must(G.Add(t3, in.pool)), 1))
-	pooled = must(G.HadamardProd(pooled, in.any))
+	pooled := must(G.Max(must(G.Add(t3, in.Pool)), 1))
+	pooled = must(G.HadamardProd(pooled, in.Any))
 	return must(G.Concat(1, newest, b.linear(name+".pool", pooled, s.Dim)))
 }
 
