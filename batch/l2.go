@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/tandemml/tandem/config"
-	"github.com/tandemml/tandem/feature"
 )
 
 // Row is one scored (request, ad) pair: an impression (with labels) or a
@@ -31,23 +30,17 @@ type L2Feeder struct {
 	NoSeq  bool
 	Trains [][]bool // surface × task
 
-	X, Ad, Tok, Pos *Gathered
-	Dense           []float32 // N × dense
-	Live            []bool
-	Mask            []float32 // U·h × L × L
-	Newest          []int     // U·SD
-	Keep            []float32 // U × SD·d
-	Pool            []float32 // U × L × d
-	Any             []float32 // U × d
-	CtxRow          []int     // N
-	TARows          []int     // N·L
-	TAMask          []float32 // N × 1 × L
-	TAAny           []float32 // N × d
-	Surface         [][]float32
-	Y, W            []float32 // N × T
+	X, Ad   *Gathered
+	Dense   []float32 // N × dense
+	Live    []bool
+	*Seq              // the U contexts' sequence inputs
+	CtxRow  []int     // N
+	TARows  []int     // N·L
+	TAMask  []float32 // N × 1 × L
+	TAAny   []float32 // N × d
+	Surface [][]float32
+	Y, W    []float32 // N × T
 
-	seqLen []int // per context
-	events []feature.Event
 	ctxKey map[[2]int64]int
 }
 
@@ -57,6 +50,9 @@ func NewL2Feeder(d *Data, s *Sparse, bn *BN, n, u int, noSeq bool) *L2Feeder {
 	cfg := d.Cfg
 	f := &L2Feeder{D: d, S: s, BN: bn, N: n, U: u, L: cfg.Sequence.Length, SD: cfg.Sequence.ShortTerm,
 		Dim: cfg.Model.Seq.Dim, Heads: cfg.Model.Seq.Heads, NoSeq: noSeq, ctxKey: map[[2]int64]int{}}
+	if !noSeq {
+		f.Seq = NewSeq(d, s, u)
+	}
 	f.Trains = TrainsMatrix(cfg)
 	ft := d.Feat
 	var xl, al Layout
@@ -82,23 +78,10 @@ func NewL2Feeder(d *Data, s *Sparse, bn *BN, n, u int, noSeq bool) *L2Feeder {
 	nt := len(cfg.Tasks)
 	f.Y, f.W = make([]float32, n*nt), make([]float32, n*nt)
 	if !noSeq {
-		var tl, pl Layout
-		tl.Add("content_emb", ft.ContentDim, s.OOV)
-		tl.Add("action", s.Act.Dim, s.Act)
-		tl.Add("surface", s.Surf.Dim, s.Surf)
-		tl.Add("age", s.Age.Dim, s.Age)
-		pl.Add("position", s.Pos.Dim, s.Pos)
-		f.Tok, f.Pos = NewGathered(&tl, u*f.L), NewGathered(&pl, u*f.L)
-		f.Mask = make([]float32, u*f.Heads*f.L*f.L)
-		f.Newest = make([]int, u*f.SD)
-		f.Keep = make([]float32, u*f.SD*f.Dim)
-		f.Pool = make([]float32, u*f.L*f.Dim)
-		f.Any = make([]float32, u*f.Dim)
 		f.CtxRow = make([]int, n)
 		f.TARows = make([]int, n*f.L)
 		f.TAMask = make([]float32, n*f.L)
 		f.TAAny = make([]float32, n*f.Dim)
-		f.seqLen = make([]int, u)
 	}
 	return f
 }
@@ -197,7 +180,7 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 			if !ok {
 				c = len(f.ctxKey)
 				f.ctxKey[k] = c
-				f.fillContext(c, req, train, rng)
+				f.Seq.Fill(c, req, train, rng)
 			}
 			ctxOf = append(ctxOf, c)
 		}
@@ -210,7 +193,7 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 		return
 	}
 	for c := len(f.ctxKey); c < f.U; c++ {
-		f.fillContext(c, nil, false, nil)
+		f.Seq.Fill(c, nil, false, nil)
 	}
 	for r := 0; r < f.N; r++ {
 		c := 0
@@ -218,10 +201,10 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 			c = ctxOf[r]
 		}
 		f.CtxRow[r] = c
-		n := f.seqLen[c]
+		n := f.Seq.Len(c)
 		for j := 0; j < f.L; j++ {
 			f.TARows[r*f.L+j] = c*f.L + j
-			if j < max(n, 1) { // see fillContext on empty sequences
+			if j < max(n, 1) { // see Seq.Fill on empty sequences
 				f.TAMask[r*f.L+j] = 0
 			} else {
 				f.TAMask[r*f.L+j] = -1e9
@@ -234,85 +217,5 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 		for k := 0; k < f.Dim; k++ {
 			f.TAAny[r*f.Dim+k] = v
 		}
-	}
-}
-
-// fillContext writes context c's sequence inputs (req nil: an empty pad).
-func (f *L2Feeder) fillContext(c int, req *Request, train bool, rng *rand.Rand) {
-	d := f.D
-	ft := d.Feat
-	f.events = f.events[:0]
-	if req != nil {
-		ts := req.TsMs
-		tc := d.Cfg.Train
-		if train && rng != nil && rng.Float64() < tc.SeqDropProb {
-			ts -= int64(rng.Float64() * tc.SeqDropMaxS * 1000)
-		}
-		f.events = d.Seq.Sequence(f.events, req.UserID, ts, f.L)
-	}
-	n := len(f.events)
-	f.seqLen[c] = n
-	ages := f.S.Age.Rows
-	for j := 0; j < f.L; j++ {
-		row := c*f.L + j
-		for s := range f.Tok.L.Segs {
-			f.Tok.Idx[row*len(f.Tok.L.Segs)+s] = -1
-		}
-		tok := f.Tok.Data[row*f.Tok.L.Width : (row+1)*f.Tok.L.Width]
-		clear(tok)
-		f.Pos.SetRow(row, 0, int32(j))
-		if j < n {
-			e := f.events[j]
-			if k, ok := d.ItemRow[e.ItemID]; ok {
-				f.Tok.SetFixed(row, 0, d.ItemEmb[int(k)*ft.ContentDim:(int(k)+1)*ft.ContentDim])
-			} else {
-				f.Tok.SetRow(row, 0, 0)
-			}
-			f.Tok.SetRow(row, 1, int32(e.Action))
-			f.Tok.SetRow(row, 2, int32(e.Surface))
-			f.Tok.SetRow(row, 3, AgeBucket(req.TsMs-e.TsMs, ages))
-		}
-	}
-	// Padded keys get −1e9 before the softmax. gorgonia's softmax does not
-	// subtract the row maximum, so a row with every key masked would be 0/0:
-	// an empty sequence keeps key 0 unmasked instead, and its outputs are
-	// zeroed downstream (keep, pool and any masks).
-	for h := 0; h < f.Heads; h++ {
-		m := f.Mask[(c*f.Heads+h)*f.L*f.L : (c*f.Heads+h+1)*f.L*f.L]
-		for i := 0; i < f.L; i++ {
-			for j := 0; j < f.L; j++ {
-				if j < max(n, 1) {
-					m[i*f.L+j] = 0
-				} else {
-					m[i*f.L+j] = -1e9
-				}
-			}
-		}
-	}
-	for j := 0; j < f.SD; j++ {
-		f.Newest[c*f.SD+j] = c*f.L + j
-		v := float32(0)
-		if j < n {
-			v = 1
-		}
-		for k := 0; k < f.Dim; k++ {
-			f.Keep[(c*f.SD+j)*f.Dim+k] = v
-		}
-	}
-	for j := 0; j < f.L; j++ {
-		v := float32(0)
-		if j >= n {
-			v = -1e4
-		}
-		for k := 0; k < f.Dim; k++ {
-			f.Pool[(c*f.L+j)*f.Dim+k] = v
-		}
-	}
-	v := float32(0)
-	if n > 0 {
-		v = 1
-	}
-	for k := 0; k < f.Dim; k++ {
-		f.Any[c*f.Dim+k] = v
 	}
 }

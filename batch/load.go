@@ -1,9 +1,9 @@
 package batch
 
 import (
-	"math"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 

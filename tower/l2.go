@@ -77,11 +77,10 @@ func BuildL2(w *Weights, spec L2Spec, n, u int, train bool) (*L2Graph, error) {
 		for i, sf := range spec.Surfaces {
 			in.Surface[i] = b.input("surface."+sf, n, 1)
 		}
-		dense := must(G.BroadcastHadamardProd(in.Dense, b.param("bn.weight", InitOnes, spec.DenseDim), nil, []byte{0}))
-		dense = must(G.BroadcastAdd(dense, b.param("bn.bias", InitZeros, spec.DenseDim), nil, []byte{0}))
+		dense := b.affine("bn", in.Dense)
 		parts := []*G.Node{in.X, in.Ad, dense}
 		if !spec.Logistic() {
-			in.Seq = b.SeqInputs("seq", u, s)
+			in.Seq = b.seqInputs("seq", u, s)
 			in.CtxRow = b.intInput("ctx_row", n)
 			in.TARows = b.intInput("ta.rows", n*s.L)
 			in.TAMask = b.input("ta.mask", n, 1, s.L)

@@ -189,7 +189,7 @@ type SeqInputs struct {
 	Any    *G.Node // (U, d): 1 when the sequence is non-empty
 }
 
-func (b *builder) SeqInputs(name string, u int, s SeqSpec) SeqInputs {
+func (b *builder) seqInputs(name string, u int, s SeqSpec) SeqInputs {
 	return SeqInputs{
 		Tokens: b.input(name+".tokens", u*s.L, s.TokenIn),
 		Pos:    b.input(name+".pos", u*s.L, s.Dim),
@@ -243,10 +243,12 @@ func (b *builder) projection(name string, x *G.Node, p int) *G.Node {
 // mask (n, 1, L) is 0/−1e9 and any (n, d) zeroes empty sequences.
 func (b *builder) targetAttention(name string, c, t, rows, mask, any *G.Node, n int, s SeqSpec) *G.Node {
 	d := s.Dim
-	tr := must(G.ByIndices(t, rows, 0)) // (n·L, d)
+	// K and V depend on the context only: project T's U·L rows once, then
+	// gather each row's L keys and values (same result as projecting the
+	// gathered rows, at a fraction of the cost when contexts have several rows).
 	q := must(CopyReshape(b.linear(name+".q", c, d), n, 1, d))
-	k := must(CopyReshape(b.linear(name+".k", tr, d), n, s.L, d))
-	v := must(CopyReshape(b.linear(name+".v", tr, d), n, s.L, d))
+	k := must(CopyReshape(must(G.ByIndices(b.linear(name+".k", t, d), rows, 0)), n, s.L, d))
+	v := must(CopyReshape(must(G.ByIndices(b.linear(name+".v", t, d), rows, 0)), n, s.L, d))
 	sc := must(G.HadamardProd(must(G.BatchedMatMul(q, k, false, true)), b.scalar(1/math.Sqrt(float64(d)))))
 	a := must(G.SoftMax(must(G.Add(sc, mask)), 2))
 	o := must(CopyReshape(must(G.BatchedMatMul(a, v)), n, d))

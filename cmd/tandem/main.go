@@ -24,7 +24,8 @@ type command struct {
 var commands = []command{
 	{"demo", "simulate a demo-scale data set and print its oracle report", runDemo},
 	{"simulate", "write a simulated ads data set (seven tables) into a directory", runSimulate},
-	{"eval", "evaluate a data set (--oracle: the Bayes-optimal report)", runEval},
+	{"train", "train the L2 engagement model (and baselines) and publish a model version", runTrain},
+	{"eval", "evaluate a data set (--oracle: the Bayes-optimal report; --model: a trained model)", runEval},
 	{"validate", "check a data directory against its schema and across tables", runValidate},
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
 }

@@ -83,13 +83,18 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	oracle := fs.Bool("oracle", false, "report the Bayes-optimal oracle on the test days")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	expected := fs.Bool("expected", false, "with -oracle: log losses as expectations under p_true instead of over drawn labels")
+	model := fs.String("model", "", "model directory: report its CURRENT L2 and baselines against the oracle")
+	plotsDir := fs.String("plots", "", "with -model: write reliability diagrams (PNG) into this directory")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *dir == "" || !*oracle {
-		fmt.Fprintln(stderr, "need -data DIR and -oracle (model evaluation arrives with the models)")
+	if *dir == "" || (!*oracle && *model == "") {
+		fmt.Fprintln(stderr, "need -data DIR and -oracle or -model MODELDIR")
 		fs.Usage()
 		return errUsage
+	}
+	if *model != "" {
+		return modelEval(*dir, *model, *jsonOut, *plotsDir, stdout)
 	}
 	return oracleReport(*dir, *jsonOut, *expected, stdout)
 }

@@ -1,0 +1,38 @@
+package train
+
+import (
+	"os"
+	"testing"
+
+	"github.com/tandemml/tandem/batch"
+	"github.com/tandemml/tandem/config"
+)
+
+// BenchmarkL2TrainStep measures one optimisation step of the default L2
+// (L = 32, batch 256) on tiny-scale rows; examples/s is reported.
+func BenchmarkL2TrainStep(b *testing.B) {
+	c := config.Default()
+	if a := os.Getenv("TANDEM_BENCH_ARCH"); a != "" {
+		c.Model.L2.Arch = a
+	}
+	d := loadTiny(b, c)
+	m := newTiny(b, d, 1)
+	tr := newTrainer(m, d, Options{Seed: 1})
+	g, err := tr.build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	rows := ImpressionRows(d, d.RequestsIn(batch.Train), m.Serves)
+	batches := Pack(d, rows, tr.n, tr.u)
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		bt := batches[i%len(batches)]
+		if _, err := tr.step(bt); err != nil {
+			b.Fatal(err)
+		}
+		n += len(bt)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "examples/s")
+}
