@@ -18,13 +18,12 @@ func BenchmarkL2TrainStep(b *testing.B) {
 	d := loadTiny(b, c)
 	m := newTiny(b, d, 1)
 	tr := newTrainer(m, d, Options{Seed: 1})
-	g, err := tr.build()
-	if err != nil {
+	if err := tr.build(); err != nil {
 		b.Fatal(err)
 	}
-	defer g.Close()
+	defer tr.r.close()
 	rows := ImpressionRows(d, d.RequestsIn(batch.Train), m.Serves)
-	batches := Pack(d, rows, tr.n, tr.u)
+	batches := Pack(d, rows, tr.n, tr.u, false)
 	b.ResetTimer()
 	n := 0
 	for i := 0; i < b.N; i++ {

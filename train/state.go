@@ -45,60 +45,88 @@ func f64to32(v []float64) []float32 {
 	return out
 }
 
+// stateTensors lists a model's trainable state for a resume checkpoint:
+// dense parameters as "dense.<name>", tables under their own names.
+func stateTensors(m net) []checkpoint.Tensor {
+	var out []checkpoint.Tensor
+	for _, p := range m.weights().Params() {
+		out = append(out, checkpoint.Tensor{Name: "dense." + p.Name, DType: checkpoint.F32, Shape: p.Shape, Data: p.Data()})
+	}
+	for _, t := range m.tables() {
+		out = append(out, checkpoint.Tensor{Name: t.Name, DType: checkpoint.F32, Shape: []int{t.Rows, t.Dim}, Data: t.W})
+	}
+	return out
+}
+
 // snapshot is a copy of the weights kept for early stopping.
 type snapshot struct {
 	loss   float64
 	epoch  int
 	dense  map[string][]float32
 	tables map[string][]float32
-	mean   []float64
-	vr     []float64
-	seen   bool
+	mean   [][]float64 // per BN
+	vr     [][]float64
+	seen   []bool
 }
 
 func (t *trainer) snap(loss float64, epoch int) *snapshot {
 	m := t.m
-	s := &snapshot{loss: loss, epoch: epoch, dense: map[string][]float32{}, tables: map[string][]float32{},
-		mean: slices.Clone(m.BN.Mean), vr: slices.Clone(m.BN.Var), seen: m.BN.Seen}
-	for _, p := range m.W.Params() {
+	s := &snapshot{loss: loss, epoch: epoch, dense: map[string][]float32{}, tables: map[string][]float32{}}
+	s.mean, s.vr, s.seen = bnState(m.norms())
+	for _, p := range m.weights().Params() {
 		s.dense[p.Name] = slices.Clone(p.Data())
 	}
-	for _, tb := range m.S.Tables() {
+	for _, tb := range m.tables() {
 		s.tables[tb.Name] = slices.Clone(tb.W)
 	}
 	return s
 }
 
-func (s *snapshot) restore(m *L2) {
-	for _, p := range m.W.Params() {
+func bnState(bns []*batch.BN) (mean, vr [][]float64, seen []bool) {
+	for _, b := range bns {
+		mean = append(mean, slices.Clone(b.Mean))
+		vr = append(vr, slices.Clone(b.Var))
+		seen = append(seen, b.Seen)
+	}
+	return mean, vr, seen
+}
+
+func setBN(bns []*batch.BN, mean, vr [][]float64, seen []bool) {
+	for i, b := range bns {
+		copy(b.Mean, mean[i])
+		copy(b.Var, vr[i])
+		b.Seen = seen[i]
+	}
+}
+
+func (s *snapshot) restore(m net) {
+	for _, p := range m.weights().Params() {
 		copy(p.Data(), s.dense[p.Name])
 	}
-	for _, tb := range m.S.Tables() {
+	for _, tb := range m.tables() {
 		copy(tb.W, s.tables[tb.Name])
 	}
-	copy(m.BN.Mean, s.mean)
-	copy(m.BN.Var, s.vr)
-	m.BN.Seen = s.seen
+	setBN(m.norms(), s.mean, s.vr, s.seen)
 }
 
 // resumeMeta is the non-tensor state of a resume checkpoint. Float64
 // statistics travel as JSON numbers, which round-trip exactly.
 type resumeMeta struct {
-	Step      int       `json:"step"`
-	Epoch     int       `json:"epoch"`
-	Batch     int       `json:"batch"`
-	Bad       int       `json:"bad"`
-	Val       []float64 `json:"val"`
-	BNMean    []float64 `json:"bn_mean"`
-	BNVar     []float64 `json:"bn_var"`
-	BNSeen    bool      `json:"bn_seen"`
-	HasBest   bool      `json:"has_best"`
-	BestLoss  float64   `json:"best_loss"`
-	BestEpoch int       `json:"best_epoch"`
-	BestMean  []float64 `json:"best_bn_mean"`
-	BestVar   []float64 `json:"best_bn_var"`
-	BestSeen  bool      `json:"best_bn_seen"`
-	Config    string    `json:"config_hash"`
+	Step      int         `json:"step"`
+	Epoch     int         `json:"epoch"`
+	Batch     int         `json:"batch"`
+	Bad       int         `json:"bad"`
+	Val       []float64   `json:"val"`
+	BNMean    [][]float64 `json:"bn_mean"`
+	BNVar     [][]float64 `json:"bn_var"`
+	BNSeen    []bool      `json:"bn_seen"`
+	HasBest   bool        `json:"has_best"`
+	BestLoss  float64     `json:"best_loss"`
+	BestEpoch int         `json:"best_epoch"`
+	BestMean  [][]float64 `json:"best_bn_mean"`
+	BestVar   [][]float64 `json:"best_bn_var"`
+	BestSeen  []bool      `json:"best_bn_seen"`
+	Config    string      `json:"config_hash"`
 }
 
 // saveResume writes weights, optimiser moments, the best snapshot and the
@@ -106,7 +134,7 @@ type resumeMeta struct {
 // are derived from (seed, epoch, batch), so no generator state is needed.
 func (t *trainer) saveResume() error {
 	m := t.m
-	ts := m.weightTensors(nil)
+	ts := stateTensors(m)
 	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range t.opt.M {
 			if !yield(k) {
@@ -120,8 +148,8 @@ func (t *trainer) saveResume() error {
 			ts = append(ts, checkpoint.Tensor{Name: "opt.v." + k, DType: checkpoint.F32, Shape: []int{len(v)}, Data: v})
 		}
 	}
-	meta := resumeMeta{Step: t.opt.Step, Epoch: t.epoch, Batch: t.batchI, Bad: t.bad, Val: t.val,
-		BNMean: m.BN.Mean, BNVar: m.BN.Var, BNSeen: m.BN.Seen, Config: configHash(m.Cfg)}
+	meta := resumeMeta{Step: t.opt.Step, Epoch: t.epoch, Batch: t.batchI, Bad: t.bad, Val: t.val, Config: configHash(m.config())}
+	meta.BNMean, meta.BNVar, meta.BNSeen = bnState(m.norms())
 	if b := t.best; b != nil {
 		meta.HasBest, meta.BestLoss, meta.BestEpoch = true, b.loss, b.epoch
 		meta.BestMean, meta.BestVar, meta.BestSeen = b.mean, b.vr, b.seen
@@ -166,18 +194,18 @@ func (t *trainer) loadResume() error {
 	if err := f.MetaJSON("tandem.resume", &meta); err != nil {
 		return err
 	}
-	if meta.Config != configHash(t.m.Cfg) {
+	if meta.Config != configHash(t.m.config()) {
 		return fmt.Errorf("%s: resume checkpoint was written with another config", f.Path)
 	}
 	m := t.m
-	for _, p := range m.W.Params() {
-		v, err := f.Get(densePrefix+p.Name, p.Shape...)
+	for _, p := range m.weights().Params() {
+		v, err := f.Get("dense."+p.Name, p.Shape...)
 		if err != nil {
 			return err
 		}
 		copy(p.Data(), v)
 	}
-	for _, tb := range m.S.Tables() {
+	for _, tb := range m.tables() {
 		v, err := f.Get(tb.Name, tb.Rows, tb.Dim)
 		if err != nil {
 			return err
@@ -194,9 +222,10 @@ func (t *trainer) loadResume() error {
 		}
 	}
 	t.opt.Step, t.epoch, t.batchI, t.bad, t.val = meta.Step, meta.Epoch, meta.Batch, meta.Bad, meta.Val
-	copy(m.BN.Mean, meta.BNMean)
-	copy(m.BN.Var, meta.BNVar)
-	m.BN.Seen = meta.BNSeen
+	if len(meta.BNMean) != len(m.norms()) {
+		return fmt.Errorf("%s: %d batch-norm states, the model has %d", f.Path, len(meta.BNMean), len(m.norms()))
+	}
+	setBN(m.norms(), meta.BNMean, meta.BNVar, meta.BNSeen)
 	if meta.HasBest {
 		b := &snapshot{loss: meta.BestLoss, epoch: meta.BestEpoch, dense: map[string][]float32{}, tables: map[string][]float32{},
 			mean: meta.BestMean, vr: meta.BestVar, seen: meta.BestSeen}

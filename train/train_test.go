@@ -156,7 +156,7 @@ func TestPackKeepsRequestsWhole(t *testing.T) {
 	d := loadTiny(t, tinyConfig())
 	rows := ImpressionRows(d, d.RequestsIn(batch.Train), []int{0, 1, 2})
 	const n, u = 16, 5
-	batches := Pack(d, rows, n, u)
+	batches := Pack(d, rows, n, u, false)
 	got := 0
 	for _, b := range batches {
 		if len(b) == 0 || len(b) > n {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/tandemml/tandem/batch"
+	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/progress"
 	"github.com/tandemml/tandem/tower"
 )
@@ -50,8 +50,10 @@ func contextsPerBatch(n int) int { return max(1, n/3) }
 
 // Pack groups rows (sorted so that a request's rows are adjacent) into
 // batches of at most n rows over at most u contexts without splitting a
-// request. A request with more than n rows is split.
-func Pack(d *batch.Data, rows []batch.Row, n, u int) [][]batch.Row {
+// request. A request with more than n rows is split. Contexts are
+// (user, request time) pairs, or requests when byRequest (L1's user tower
+// also sees the surface and view type).
+func Pack(d *batch.Data, rows []batch.Row, n, u int, byRequest bool) [][]batch.Row {
 	var out [][]batch.Row
 	var cur []batch.Row
 	ctx := map[[2]int64]bool{}
@@ -61,6 +63,9 @@ func Pack(d *batch.Data, rows []batch.Row, n, u int) [][]batch.Row {
 			j++
 		}
 		k := batch.ContextKey(&d.Requests[rows[i].Req])
+		if byRequest {
+			k = [2]int64{int64(rows[i].Req), -1}
+		}
 		need := 0
 		if !ctx[k] {
 			need = 1
@@ -107,61 +112,43 @@ func ImpressionRows(d *batch.Data, reqs []int32, serves []int) []batch.Row {
 	return rows
 }
 
-// binding lets a feeder's buffers into a graph's inputs.
-type binding struct {
-	g *tower.L2Graph
-	f *batch.L2Feeder
-}
-
-func dense(shape []int, v []float32) *tensor.Dense {
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v))
-}
-
-func ints(v []int) *tensor.Dense { return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v)) }
-
-func (b binding) let() error {
-	g, f := b.g, b.f
-	in := g.In
-	type kv struct {
-		n *G.Node
-		v *tensor.Dense
-	}
-	lets := []kv{
-		{in.X, dense(in.X.Shape(), f.X.Data)}, {in.Ad, dense(in.Ad.Shape(), f.Ad.Data)},
-		{in.Dense, dense(in.Dense.Shape(), f.Dense)}, {in.Y, dense(in.Y.Shape(), f.Y)}, {in.W, dense(in.W.Shape(), f.W)},
-	}
-	for i, s := range in.Surface {
-		lets = append(lets, kv{s, dense(s.Shape(), f.Surface[i])})
-	}
-	if !g.Spec.Logistic() {
-		s := in.Seq
-		lets = append(lets, kv{s.Tokens, dense(s.Tokens.Shape(), f.Tok.Data)}, kv{s.Pos, dense(s.Pos.Shape(), f.Pos.Data)},
-			kv{s.Mask, dense(s.Mask.Shape(), f.Mask)}, kv{s.Newest, ints(f.Newest)}, kv{s.Keep, dense(s.Keep.Shape(), f.Keep)},
-			kv{s.Pool, dense(s.Pool.Shape(), f.Pool)}, kv{s.Any, dense(s.Any.Shape(), f.Any)},
-			kv{in.CtxRow, ints(f.CtxRow)}, kv{in.TARows, ints(f.TARows)},
-			kv{in.TAMask, dense(in.TAMask.Shape(), f.TAMask)}, kv{in.TAAny, dense(in.TAAny.Shape(), f.TAAny)})
-	}
-	for _, x := range lets {
-		if err := G.Let(x.n, x.v); err != nil {
-			return fmt.Errorf("let %s: %w", x.n.Name(), err)
-		}
-	}
-	return nil
-}
-
 func f32(n *G.Node) []float32 {
 	v, _ := n.Value().Data().([]float32)
 	return v
 }
 
+// net is what the trainer needs of a model (L2 or L1).
+type net interface {
+	Name() string
+	config() *config.Config
+	weights() *tower.Weights
+	tables() []*batch.Table
+	norms() []*batch.BN
+	// trains[s][t]: rows of surface s carry task t's loss.
+	trains() [][]bool
+	byRequest() bool
+	newRunner(d *batch.Data, n, u int, train bool) (runner, error)
+}
+
+// runner is one built graph with its feeder.
+type runner interface {
+	fill(rows []batch.Row, train bool, rng *rand.Rand)
+	run() error
+	loss() float64
+	logits() []float32 // N × T
+	// apply steps the dense parameters and scatters the gathered inputs'
+	// gradients into the tables.
+	apply(opt *Optimizer, scale float64)
+	close()
+}
+
 // trainer holds one run's state.
 type trainer struct {
-	m      *L2
+	m      net
 	d      *batch.Data
 	opts   Options
 	opt    *Optimizer
-	g      *tower.L2Graph
-	feed   *batch.L2Feeder
+	r      runner
 	n, u   int
 	epoch  int // current epoch
 	batchI int // next batch within the epoch
@@ -170,24 +157,37 @@ type trainer struct {
 	val    []float64
 }
 
-// TrainL2 trains m on d's training days with early stopping on the
-// validation day, then fits the calibration on the validation day.
-func TrainL2(ctx context.Context, m *L2, d *batch.Data, opts Options) (*Report, error) {
-	tc := m.Cfg.Train
+func newTrainer(m net, d *batch.Data, opts Options) *trainer {
+	tc := m.config().Train
+	return &trainer{m: m, d: d, opts: opts, opt: NewOptimizer(tc), n: tc.Batch, u: contextsPerBatch(tc.Batch)}
+}
+
+// build makes the training graph and its feeder.
+func (t *trainer) build() error {
+	r, err := t.m.newRunner(t.d, t.n, t.u, true)
+	if err != nil {
+		return err
+	}
+	t.r = r
+	return nil
+}
+
+// fit trains m on trainRows with early stopping on valRows and leaves the
+// best epoch's weights in m.
+func fit(ctx context.Context, m net, d *batch.Data, trainRows, valRows []batch.Row, opts Options) (*Report, error) {
+	tc := m.config().Train
 	t := newTrainer(m, d, opts)
-	if _, err := t.build(); err != nil {
+	if err := t.build(); err != nil {
 		return nil, err
 	}
-	defer t.g.Close()
+	defer t.r.close()
 	if opts.ResumePath != "" {
 		if err := t.loadResume(); err != nil {
 			return nil, err
 		}
 	}
-	trainRows := ImpressionRows(d, d.RequestsIn(batch.Train), m.Serves)
-	valRows := ImpressionRows(d, d.RequestsIn(batch.Validation), m.Serves)
 	if len(trainRows) == 0 || len(valRows) == 0 {
-		return nil, fmt.Errorf("train %s: %d training and %d validation impressions; need both", m.Name(), len(trainRows), len(valRows))
+		return nil, fmt.Errorf("train %s: %d training and %d validation rows; need both", m.Name(), len(trainRows), len(valRows))
 	}
 	rep := &Report{TrainExamples: len(trainRows)}
 	var bar *progress.Bar
@@ -225,6 +225,7 @@ func TrainL2(ctx context.Context, m *L2, d *batch.Data, opts Options) (*Report, 
 			if opts.StopAfterSteps > 0 && steps >= opts.StopAfterSteps {
 				t.batchI++
 				rep.Interrupted = true
+				rep.Steps = t.opt.Step
 				if opts.ResumePath != "" {
 					if err := t.saveResume(); err != nil {
 						return nil, err
@@ -242,8 +243,7 @@ func TrainL2(ctx context.Context, m *L2, d *batch.Data, opts Options) (*Report, 
 		}
 		t.val = append(t.val, vl)
 		t.batchI = 0
-		improved := t.best == nil || vl < t.best.loss
-		if improved {
+		if t.best == nil || vl < t.best.loss {
 			t.best = t.snap(vl, t.epoch)
 			t.bad = 0
 		} else {
@@ -273,26 +273,7 @@ func TrainL2(ctx context.Context, m *L2, d *batch.Data, opts Options) (*Report, 
 	if rep.Seconds > 0 {
 		rep.ExamplesPerS = float64(examples) / rep.Seconds
 	}
-	if err := FitCalibration(m, d, valRows); err != nil {
-		return nil, err
-	}
 	return rep, nil
-}
-
-func newTrainer(m *L2, d *batch.Data, opts Options) *trainer {
-	tc := m.Cfg.Train
-	return &trainer{m: m, d: d, opts: opts, opt: NewOptimizer(tc), n: tc.Batch, u: contextsPerBatch(tc.Batch)}
-}
-
-// build makes the training graph and the feeder.
-func (t *trainer) build() (*tower.L2Graph, error) {
-	g, err := tower.BuildL2(t.m.W, t.m.Spec, t.n, t.u, true)
-	if err != nil {
-		return nil, err
-	}
-	t.g = g
-	t.feed = batch.NewL2Feeder(t.d, t.m.S, t.m.BN, t.n, t.u, t.m.Spec.Logistic())
-	return g, nil
 }
 
 // epochBatches shuffles the training requests deterministically for the
@@ -300,7 +281,6 @@ func (t *trainer) build() (*tower.L2Graph, error) {
 // packs them.
 func (t *trainer) epochBatches(rows []batch.Row) [][]batch.Row {
 	rng := rand.New(rand.NewPCG(t.opts.Seed, uint64(t.epoch)+1))
-	// Requests are contiguous in rows; shuffle the request spans.
 	var spans [][2]int
 	for i := 0; i < len(rows); {
 		j := i
@@ -315,11 +295,11 @@ func (t *trainer) epochBatches(rows []batch.Row) [][]batch.Row {
 	for _, s := range spans {
 		shuf = append(shuf, rows[s[0]:s[1]]...)
 	}
-	return Pack(t.d, shuf, t.n, t.u)
+	return Pack(t.d, shuf, t.n, t.u, t.m.byRequest())
 }
 
 func (t *trainer) lrScale() float64 {
-	tc := t.m.Cfg.Train
+	tc := t.m.config().Train
 	s := math.Pow(tc.Decay, float64(t.epoch))
 	if tc.WarmupSteps > 0 && t.opt.Step < tc.WarmupSteps {
 		s *= float64(t.opt.Step+1) / float64(tc.WarmupSteps)
@@ -327,60 +307,62 @@ func (t *trainer) lrScale() float64 {
 	return s
 }
 
-// step runs one optimisation step and returns the batch's mean loss.
+// step runs one optimisation step and returns the batch's mean loss. Rows
+// keep their relative weights (distillation rows may weigh less); the
+// weights are normalised to sum to 1 over the batch.
 func (t *trainer) step(rows []batch.Row) (float64, error) {
-	for i := range rows {
-		rows[i].Weight = 1 / float32(len(rows))
+	var sum float32
+	for _, r := range rows {
+		sum += r.Weight
+	}
+	if sum <= 0 {
+		return 0, fmt.Errorf("train %s: batch %d of epoch %d has no weight", t.m.Name(), t.batchI, t.epoch+1)
+	}
+	scaled := make([]batch.Row, len(rows))
+	for i, r := range rows {
+		r.Weight /= sum
+		scaled[i] = r
 	}
 	rng := rand.New(rand.NewPCG(t.opts.Seed^0x5e9, uint64(t.epoch)<<32|uint64(t.batchI)))
-	t.feed.Fill(rows, true, rng)
-	if err := (binding{t.g, t.feed}).let(); err != nil {
+	t.r.fill(scaled, true, rng)
+	if err := t.r.run(); err != nil {
 		return 0, err
 	}
-	if err := t.g.Run(); err != nil {
-		return 0, err
-	}
-	loss := float64(t.g.Loss.Value().Data().(float32))
+	loss := t.r.loss()
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, fmt.Errorf("train %s: loss is %v at step %d (epoch %d, batch %d)", t.m.Name(), loss, t.opt.Step, t.epoch+1, t.batchI)
 	}
 	t.opt.Step++
 	scale := t.lrScale()
-	np := len(t.g.Params)
-	for i, p := range t.g.Params {
-		t.opt.Dense(p.Name(), t.m.W.Get(p.Name()).Data(), f32(t.g.Grads[i]), scale)
-	}
-	t.feed.X.Scatter(f32(t.g.Grads[np]))
-	t.feed.Ad.Scatter(f32(t.g.Grads[np+1]))
-	if !t.m.Spec.Logistic() {
-		t.feed.Tok.Scatter(f32(t.g.Grads[np+2]))
-		t.feed.Pos.Scatter(f32(t.g.Grads[np+3]))
-	}
-	for _, tb := range t.m.S.Tables() {
+	t.r.apply(t.opt, scale)
+	for _, tb := range t.m.tables() {
 		t.opt.Table(tb, scale)
 	}
 	return loss, nil
 }
 
-// valLoss is the validation log loss summed over tasks (mean per row).
+// valLoss is the validation log loss summed over trained tasks (mean per row).
 func (t *trainer) valLoss(rows []batch.Row) (float64, error) {
-	z, err := PredictLogits(t.m, t.d, rows)
+	z, err := predictLogits(t.m, t.d, rows)
 	if err != nil {
 		return 0, err
 	}
-	nt := len(t.m.Cfg.Tasks)
-	var sum float64
+	nt := len(t.m.config().Tasks)
+	tr := t.m.trains()
+	var sum, wsum float64
 	for i, r := range rows {
 		s := t.d.Requests[r.Req].Surface
+		w := float64(r.Weight)
 		for k := 0; k < nt; k++ {
-			if !t.m.Spec.Trains[s][k] {
+			if !tr[s][k] {
 				continue
 			}
 			zz := float64(z[i*nt+k])
-			sum += softplus(zz) - float64(r.Labels[k])*zz
+			sum += w * (softplus(zz) - float64(r.Labels[k])*zz)
 		}
+		wsum += w
 	}
-	return sum / float64(len(rows)), nil
+	return sum / wsum, nil
 }
 
 func softplus(z float64) float64 {
@@ -390,29 +372,25 @@ func softplus(z float64) float64 {
 	return math.Log1p(math.Exp(z))
 }
 
-// PredictLogits returns the uncalibrated logits (rows × tasks) of rows,
-// which must keep each request's rows adjacent. Dense features use the
-// running statistics; sequences are never masked.
-func PredictLogits(m *L2, d *batch.Data, rows []batch.Row) ([]float32, error) {
-	n := m.Cfg.Train.Batch
+// predictLogits returns the logits (rows × tasks) of rows, which must keep
+// each request's rows adjacent. Dense features use the running
+// statistics; sequences are never masked.
+func predictLogits(m net, d *batch.Data, rows []batch.Row) ([]float32, error) {
+	n := m.config().Train.Batch
 	u := contextsPerBatch(n)
-	g, err := tower.BuildL2(m.W, m.Spec, n, u, false)
+	r, err := m.newRunner(d, n, u, false)
 	if err != nil {
 		return nil, err
 	}
-	defer g.Close()
-	f := batch.NewL2Feeder(d, m.S, m.BN, n, u, m.Spec.Logistic())
-	nt := len(m.Cfg.Tasks)
+	defer r.close()
+	nt := len(m.config().Tasks)
 	out := make([]float32, 0, len(rows)*nt)
-	for _, b := range Pack(d, rows, n, u) {
-		f.Fill(b, false, nil)
-		if err := (binding{g, f}).let(); err != nil {
+	for _, b := range Pack(d, rows, n, u, m.byRequest()) {
+		r.fill(b, false, nil)
+		if err := r.run(); err != nil {
 			return nil, err
 		}
-		if err := g.Run(); err != nil {
-			return nil, err
-		}
-		out = append(out, f32(g.Logits)[:len(b)*nt]...)
+		out = append(out, r.logits()[:len(b)*nt]...)
 	}
 	return out, nil
 }
