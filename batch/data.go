@@ -20,6 +20,7 @@ type Data struct {
 	Feat     *Features
 
 	ItemRow    map[int64]int32
+	ItemIDs    []int64
 	ItemEmb    []float32 // items × ContentDim
 	ContentDim int
 

@@ -78,6 +78,7 @@ func (d *Data) loadItems(dir string) error {
 				return fmt.Errorf("%s: item %d repeats", tablePath(dir, data.TableItems), it.ItemID)
 			}
 			d.ItemRow[it.ItemID] = int32(len(d.ItemRow))
+			d.ItemIDs = append(d.ItemIDs, it.ItemID)
 			d.ItemEmb = append(d.ItemEmb, it.ContentEmb...)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/feature"
@@ -26,7 +27,11 @@ func (s *Sparse) Tables() []*Table {
 	var out []*Table
 	out = append(out, s.UserCat...)
 	out = append(out, s.AdCat...)
-	out = append(out, s.Ctx...)
+	for _, t := range s.Ctx {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
 	for _, t := range []*Table{s.Act, s.Surf, s.Age, s.Pos, s.OOV} {
 		if t != nil {
 			out = append(out, t)
@@ -37,8 +42,9 @@ func (s *Sparse) Tables() []*Table {
 
 // NewSparse creates the tables of a model named prefix ("l2", "l1.user",
 // "l1.ad"), initialised from seed. ctx and seq say whether the model has
-// context features and a sequence encoder.
-func NewSparse(prefix string, cfg *config.Config, f *Features, seed uint64, user, ad, ctx, seq bool) *Sparse {
+// context features and a sequence encoder; ctxOnly, when given, limits the
+// context tables to those features (the others stay nil).
+func NewSparse(prefix string, cfg *config.Config, f *Features, seed uint64, user, ad, ctx, seq bool, ctxOnly ...string) *Sparse {
 	rng := rand.New(rand.NewPCG(seed, 0x656d62))
 	init := func() float32 { return float32(0.05 * rng.NormFloat64()) }
 	s := &Sparse{}
@@ -55,6 +61,10 @@ func NewSparse(prefix string, cfg *config.Config, f *Features, seed uint64, user
 	}
 	if ctx {
 		for _, ft := range f.Context {
+			if len(ctxOnly) > 0 && !slices.Contains(ctxOnly, ft.Name) {
+				s.Ctx = append(s.Ctx, nil)
+				continue
+			}
 			s.Ctx = append(s.Ctx, NewTable(prefix+".emb."+ft.Name, CatRows(ft), e, init))
 		}
 	}
