@@ -119,9 +119,9 @@ func (m *L1) newRunner(d *batch.Data, n, u int, train bool) (runner, error) {
 }
 
 func (r *l1Runner) fill(rows []batch.Row, train bool, rng *rand.Rand) { r.f.Fill(rows, train, rng) }
-func (r *l1Runner) close()                                           { r.g.Close() }
-func (r *l1Runner) loss() float64                                    { return float64(r.g.Loss.Value().Data().(float32)) }
-func (r *l1Runner) logits() []float32                                { return f32(r.g.Logits) }
+func (r *l1Runner) close()                                            { r.g.Close() }
+func (r *l1Runner) loss() float64                                     { return float64(r.g.Loss.Value().Data().(float32)) }
+func (r *l1Runner) logits() []float32                                 { return f32(r.g.Logits) }
 
 func (r *l1Runner) run() error {
 	g, f := r.g, r.f
