@@ -3,6 +3,7 @@ package eval
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 
@@ -30,11 +31,12 @@ type RetrievalOptions struct {
 	Ks       []int
 }
 
-// Retrieval scores the L1 model's click utility σ(⟨u,a⟩+β)·bid over every
-// eligible active ad for evenly spaced test requests and compares it with
-// the logging policy's scored candidates (ranked by logging_score) and with
-// popularity (training-day clicks, then bid).
-func Retrieval(dir string, d *batch.Data, m *train.L1, opts RetrievalOptions) (*RetrievalReport, error) {
+// Retrieval scores the L1 models' click utility σ(⟨u,a⟩+β)·bid over every
+// eligible active ad for evenly spaced test requests — each ad scored by the
+// route its (surface, product) maps to — and compares it with the logging
+// policy's scored candidates (ranked by logging_score) and with popularity
+// (training-day clicks, then bid). models maps route → model.
+func Retrieval(dir string, d *batch.Data, models map[string]*train.L1, opts RetrievalOptions) (*RetrievalReport, error) {
 	if opts.Requests <= 0 {
 		opts.Requests = 1000
 	}
@@ -86,20 +88,33 @@ func Retrieval(dir string, d *batch.Data, m *train.L1, opts RetrievalOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	// Per route: ad vectors of all ads, user vectors of the sampled requests.
+	type routeVecs struct {
+		av, uv []float32
+		beta   float64
+		dim    int
+	}
 	allAds := make([]int32, len(d.AdIDs))
 	for i := range allAds {
 		allAds[i] = int32(i)
 	}
-	av, err := m.AdVectors(d, allAds, click)
-	if err != nil {
-		return nil, err
+	vecs := map[string]*routeVecs{}
+	pairRoute := map[[2]int]*routeVecs{}
+	for route, m := range models {
+		av, err := m.AdVectors(d, allAds, click)
+		if err != nil {
+			return nil, err
+		}
+		uv, err := m.UserVectors(d, reqs, click)
+		if err != nil {
+			return nil, err
+		}
+		rv := &routeVecs{av: av, uv: uv, beta: float64(m.Beta(click)), dim: m.Spec.OutDim}
+		vecs[route] = rv
+		for _, p := range m.Pairs {
+			pairRoute[p] = rv
+		}
 	}
-	uv, err := m.UserVectors(d, reqs, click)
-	if err != nil {
-		return nil, err
-	}
-	beta := float64(m.Beta(click))
-	dim := m.Spec.OutDim
 	views := d.Cfg.ViewTypes()
 	rep := &RetrievalReport{Requests: len(reqs), Recall: map[string]map[string]float64{}}
 	methods := []string{"model", "logging_policy", "popularity"}
@@ -121,11 +136,16 @@ func Retrieval(dir string, d *batch.Data, m *train.L1, opts RetrievalOptions) (*
 		}
 		seq = tr.Events.Sequence(seq[:0], r.UserID, r.TsMs, d.Cfg.Sequence.ShortTerm)
 		var truth, model, popular []scored
-		u := uv[qi*dim : (qi+1)*dim]
 		for a := range d.AdIDs {
 			if !d.AdActive[a] || d.AdEligible[a]&(1<<r.Surface) == 0 {
 				continue
 			}
+			rv := pairRoute[[2]int{int(r.Surface), int(d.AdProduct[a])}]
+			if rv == nil {
+				return nil, fmt.Errorf("no L1 route serves surface %s, product %s", d.Cfg.Surfaces[r.Surface].Name, d.Cfg.Products[d.AdProduct[a]])
+			}
+			dim := rv.dim
+			u := rv.uv[qi*dim : (qi+1)*dim]
 			p, err := tr.World.TrueProb(sreq, seq, d.AdIDs[a], 0)
 			if err != nil {
 				return nil, err
@@ -133,10 +153,10 @@ func Retrieval(dir string, d *batch.Data, m *train.L1, opts RetrievalOptions) (*
 			bid := float64(d.AdBid[a])
 			truth = append(truth, scored{int32(a), p[sim.TaskClick] * bid})
 			var z float64
-			for k, x := range av[a*dim : (a+1)*dim] {
+			for k, x := range rv.av[a*dim : (a+1)*dim] {
 				z += float64(x) * float64(u[k])
 			}
-			model = append(model, scored{int32(a), bid / (1 + math.Exp(-(z + beta)))})
+			model = append(model, scored{int32(a), bid / (1 + math.Exp(-(z + rv.beta)))})
 			popular = append(popular, scored{int32(a), pop[a] + 1e-3*bid})
 		}
 		eligibleSum += len(truth)
@@ -181,4 +201,15 @@ func viewIndex(d *batch.Data, r *batch.Request, views []string) int {
 		}
 	}
 	return 0
+}
+
+// WriteText prints the recall table.
+func (r *RetrievalReport) WriteText(w io.Writer, name string) error {
+	fmt.Fprintf(w, "retrieval %s: %d test requests, %d eligible ads each on average; recall of the true top-100 by TrueProb(click)·bid\n", name, r.Requests, r.Eligible)
+	for _, m := range []string{"model", "logging_policy", "popularity"} {
+		if _, err := fmt.Fprintf(w, "  %-15s @100 %.3f  @1000 %.3f\n", m, r.Recall[m]["@100"], r.Recall[m]["@1000"]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,7 +17,11 @@ func tinyL1(t testing.TB, seed uint64) (*L1, *batch.Data) {
 	cfg.Model.L1.AdMLP = []int{32}
 	cfg.Model.L1.OutDim = 16
 	d := loadTiny(t, cfg)
-	m, err := NewL1(d.Cfg, d.Feat, "all", nil, seed)
+	pairs, err := RoutePairs(d.Cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewL1(d.Cfg, d.Feat, "all", pairs["all"], seed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,9 +25,9 @@ type L1 struct {
 	User, Ad *batch.Sparse
 	UBN, ABN *batch.BN
 	Route    string
-	// Products lists the ad products (indices into Cfg.Products) this
-	// route's training rows are restricted to; nil means all.
-	Products []int
+	// Pairs lists the (surface, product) index pairs routed to this model;
+	// its training rows are the impressions of those pairs.
+	Pairs [][2]int
 }
 
 // L1SpecFor derives the two-tower shapes from the config.
@@ -53,8 +53,8 @@ func L1SpecFor(cfg *config.Config, f *batch.Features) tower.L1Spec {
 }
 
 // NewL1 initialises a route's model from seed.
-func NewL1(cfg *config.Config, f *batch.Features, route string, products []int, seed uint64) (*L1, error) {
-	m := &L1{Cfg: cfg, Feat: f, Spec: L1SpecFor(cfg, f), Route: route, Products: products}
+func NewL1(cfg *config.Config, f *batch.Features, route string, pairs [][2]int, seed uint64) (*L1, error) {
+	m := &L1{Cfg: cfg, Feat: f, Spec: L1SpecFor(cfg, f), Route: route, Pairs: pairs}
 	m.W = tower.NewWeights(tensor.Float32, seed)
 	m.User = batch.NewSparse("l1.user", cfg, f, seed+1, true, false, true, true, "surface", "view_type")
 	m.Ad = batch.NewSparse("l1.ad", cfg, f, seed+2, false, true, false, false)
@@ -78,24 +78,41 @@ func (m *L1) norms() []*batch.BN      { return []*batch.BN{m.UBN, m.ABN} }
 func (m *L1) trains() [][]bool        { return batch.TrainsMatrix(m.Cfg) }
 func (m *L1) byRequest() bool         { return true }
 
-// L1Rows returns the impression rows of reqs whose ad belongs to one of
-// the route's products.
+// L1Rows returns the impression rows of reqs whose (surface, ad product)
+// is routed to this model.
 func (m *L1) L1Rows(d *batch.Data, reqs []int32) []batch.Row {
 	all := make([]int, len(d.Cfg.Surfaces))
 	for i := range all {
 		all[i] = i
 	}
 	rows := ImpressionRows(d, reqs, all)
-	if m.Products == nil {
-		return rows
-	}
 	out := rows[:0]
 	for _, r := range rows {
-		if slices.Contains(m.Products, int(d.AdProduct[r.AdRow])) {
+		if slices.Contains(m.Pairs, [2]int{int(d.Requests[r.Req].Surface), int(d.AdProduct[r.AdRow])}) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// RoutePairs returns, per route name, the (surface, product) pairs the
+// config's routing table sends to it (by product when byProduct).
+func RoutePairs(cfg *config.Config, byProduct bool) (map[string][][2]int, error) {
+	out := map[string][][2]int{}
+	for s, sf := range cfg.Surfaces {
+		for p, prod := range cfg.Products {
+			route := prod
+			if !byProduct {
+				r, err := cfg.RouteFor(sf.Name, prod)
+				if err != nil {
+					return nil, err
+				}
+				route = r
+			}
+			out[route] = append(out[route], [2]int{s, p})
+		}
+	}
+	return out, nil
 }
 
 // TrainL1 trains the route on impression labels (L1 without distillation)
@@ -152,11 +169,11 @@ func (r *l1Runner) apply(opt *Optimizer, scale float64) {
 
 // l1Meta is the "tandem.model" metadata of an L1 tower file.
 type l1Meta struct {
-	Kind     string   `json:"kind"` // "l1.user" or "l1.ad"
-	Route    string   `json:"route"`
-	Tasks    []string `json:"tasks"`
-	OutDim   int      `json:"out_dim"`
-	Products []int    `json:"products,omitempty"`
+	Kind   string   `json:"kind"` // "l1.user" or "l1.ad"
+	Route  string   `json:"route"`
+	Tasks  []string `json:"tasks"`
+	OutDim int      `json:"out_dim"`
+	Pairs  [][2]int `json:"pairs"`
 }
 
 // SaveL1 writes the route's two towers: user.safetensors holds every
@@ -184,7 +201,7 @@ func SaveL1(userPath, adPath string, m *L1, metrics any) error {
 			checkpoint.Tensor{Name: p + "running_mean", DType: checkpoint.F32, Shape: []int{len(side.bn.Mean)}, Data: f64to32(side.bn.Mean)},
 			checkpoint.Tensor{Name: p + "running_var", DType: checkpoint.F32, Shape: []int{len(side.bn.Var)}, Data: f64to32(side.bn.Var)},
 			checkpoint.Tensor{Name: p + "config", DType: checkpoint.F32, Shape: []int{2}, Data: []float32{float32(side.bn.Clamp), float32(side.bn.VarMin)}})
-		mj, _ := json.Marshal(l1Meta{Kind: "l1." + side.kind, Route: m.Route, Tasks: m.Cfg.Tasks, OutDim: m.Spec.OutDim, Products: m.Products})
+		mj, _ := json.Marshal(l1Meta{Kind: "l1." + side.kind, Route: m.Route, Tasks: m.Cfg.Tasks, OutDim: m.Spec.OutDim, Pairs: m.Pairs})
 		if err := checkpoint.Write(side.path, ts, map[string]string{
 			"tandem.config": string(m.Cfg.JSON()), "tandem.model": string(mj), "tandem.metrics": string(xj),
 		}); err != nil {
@@ -219,7 +236,7 @@ func LoadL1(userPath, adPath string) (*L1, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", userPath, err)
 	}
-	m, err := NewL1(&cfg, feat, meta.Route, meta.Products, 0)
+	m, err := NewL1(&cfg, feat, meta.Route, meta.Pairs, 0)
 	if err != nil {
 		return nil, err
 	}

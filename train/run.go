@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/tandemml/tandem/batch"
@@ -14,13 +16,31 @@ import (
 	"github.com/tandemml/tandem/modeldir"
 )
 
-// Baselines are the L2 variations trained through the same code by
-// changing the model config (docs/MODELS.md).
-var Baselines = map[string]func(*config.Config){
-	"logistic":     func(c *config.Config) { c.Model.L2.Arch = config.ArchLogistic },
-	"per_surface":  func(c *config.Config) { c.Model.L2.PerSurface = true },
-	"global_calib": func(c *config.Config) { c.Model.L2.Calibration = config.CalibGlobal },
-	"mlp":          func(c *config.Config) { c.Model.L2.Arch = config.ArchMLP },
+// Baseline is a model variation trained through the same code by changing
+// the model config (docs/MODELS.md).
+type Baseline struct {
+	Model string // "l1" or "l2"
+	Apply func(*config.Config)
+}
+
+// Baselines by name.
+var Baselines = map[string]Baseline{
+	"logistic":      {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchLogistic }},
+	"per_surface":   {"l2", func(c *config.Config) { c.Model.L2.PerSurface = true }},
+	"global_calib":  {"l2", func(c *config.Config) { c.Model.L2.Calibration = config.CalibGlobal }},
+	"mlp":           {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchMLP }},
+	"l1_mlp":        {"l1", func(c *config.Config) { c.Model.L1.User.Arch, c.Model.L1.AdArch = config.ArchMLP, config.ArchMLP }},
+	"l1_by_product": {"l1", func(c *config.Config) { c.Model.L1.ByProduct = true }},
+}
+
+// BaselineNames lists the known baselines, sorted.
+func BaselineNames() []string {
+	var out []string
+	for n := range Baselines {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // RunOptions configure a training run that publishes a model version.
@@ -31,6 +51,9 @@ type RunOptions struct {
 	// ExplicitConfig: Config came from a file, so its schema must match the data's.
 	ExplicitConfig bool
 	Seed           uint64
+	// Model is "l1", "l2" or "all"; the version copies what it does not
+	// train from the CURRENT one.
+	Model string
 	// Baselines names entries of Baselines to train beside the model.
 	Baselines []string
 	Options
@@ -43,17 +66,24 @@ type RunResult struct {
 	Reports    map[string]*Report // by model name ("l2", "l2[search]", "baseline/logistic", ...)
 }
 
-// Run trains the L2 model (and any baselines) on opts.Data, writes a new
-// version under opts.ModelDir with the exports and a manifest, and makes
-// it CURRENT. L1 files of the CURRENT version, if any, are carried over.
+// Run trains the models opts.Model names (and any baselines) on opts.Data,
+// writes a new version under opts.ModelDir with the exports and a
+// manifest, and makes it CURRENT. What it does not train is carried over
+// from the CURRENT version, if any.
 func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	cfg, man, err := batch.DataConfig(opts.Data, opts.Config, opts.ExplicitConfig)
 	if err != nil {
 		return nil, err
 	}
+	if opts.Model == "" {
+		opts.Model = "all"
+	}
+	if opts.Model != "l1" && opts.Model != "l2" && opts.Model != "all" {
+		return nil, fmt.Errorf("model %q: want l1, l2 or all", opts.Model)
+	}
 	for _, b := range opts.Baselines {
-		if Baselines[b] == nil {
-			return nil, fmt.Errorf("unknown baseline %q (known: logistic, per_surface, global_calib, mlp)", b)
+		if Baselines[b].Apply == nil {
+			return nil, fmt.Errorf("unknown baseline %q (known: %s)", b, strings.Join(BaselineNames(), ", "))
 		}
 	}
 	d, err := batch.Load(opts.Data, cfg, man)
@@ -76,34 +106,77 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	for _, r := range cfg.Routing {
 		mf.Routing = append(mf.Routing, modeldir.Route{Surface: r.Surface, Product: r.Product, Route: r.Route})
 	}
-	files, err := trainL2Set(ctx, cfg, d, opts, "", vdir, res)
-	if err != nil {
-		return nil, err
+	if cfg.Model.L1.ByProduct {
+		mf.Routing = nil
+		for _, p := range cfg.Products {
+			mf.Routing = append(mf.Routing, modeldir.Route{Surface: "*", Product: p, Route: p})
+		}
 	}
-	for s, f := range files {
-		a, err := modeldir.NewArtifact(vdir, runID, []string{f})
+	doL1, doL2 := opts.Model != "l2", opts.Model != "l1"
+	if doL2 {
+		files, err := trainL2Set(ctx, cfg, d, opts, "", vdir, res)
 		if err != nil {
 			return nil, err
 		}
-		mf.L2[s] = a
+		for s, f := range files {
+			a, err := modeldir.NewArtifact(vdir, runID, []string{f})
+			if err != nil {
+				return nil, err
+			}
+			mf.L2[s] = a
+		}
 	}
-	for _, b := range opts.Baselines {
-		bc := *cfg
-		Baselines[b](&bc)
-		files, err := trainL2Set(ctx, &bc, d, opts, b, vdir, res)
+	if doL1 {
+		routes, err := trainL1Set(ctx, cfg, d, opts, "", vdir, res)
 		if err != nil {
 			return nil, err
 		}
-		bj, _ := json.Marshal(files)
-		mf.Baselines[b] = bj
-	}
-	// Carry the live version's L1 routes over: this run trains only L2.
-	if _, cur, err := modeldir.LoadCurrent(opts.ModelDir); err == nil {
-		for route, a := range cur.L1 {
-			if err := modeldir.CopyFromCurrent(opts.ModelDir, vdir, a.Files); err != nil {
+		for route, files := range routes {
+			a, err := modeldir.NewArtifact(vdir, runID, files)
+			if err != nil {
 				return nil, err
 			}
 			mf.L1[route] = a
+		}
+	}
+	for _, b := range opts.Baselines {
+		bl := Baselines[b]
+		if (bl.Model == "l1" && !doL1) || (bl.Model == "l2" && !doL2) {
+			continue
+		}
+		bc := *cfg
+		bl.Apply(&bc)
+		var files any
+		var err error
+		if bl.Model == "l2" {
+			files, err = trainL2Set(ctx, &bc, d, opts, b, vdir, res)
+		} else {
+			files, err = trainL1Set(ctx, &bc, d, opts, b, vdir, res)
+		}
+		if err != nil {
+			return nil, err
+		}
+		bj, _ := json.Marshal(map[string]any{"model": bl.Model, "files": files})
+		mf.Baselines[b] = bj
+	}
+	// Carry over from the live version what this run did not train.
+	if _, cur, err := modeldir.LoadCurrent(opts.ModelDir); err == nil {
+		if !doL1 {
+			for route, a := range cur.L1 {
+				if err := modeldir.CopyFromCurrent(opts.ModelDir, vdir, a.Files); err != nil {
+					return nil, err
+				}
+				mf.L1[route] = a
+			}
+			mf.Routing = cur.Routing
+		}
+		if !doL2 {
+			for s, a := range cur.L2 {
+				if err := modeldir.CopyFromCurrent(opts.ModelDir, vdir, a.Files); err != nil {
+					return nil, err
+				}
+				mf.L2[s] = a
+			}
 		}
 	} else if !errors.Is(err, modeldir.ErrNoCurrent) {
 		return nil, err
@@ -172,4 +245,56 @@ func trainL2Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 		}
 	}
 	return files, nil
+}
+
+// trainL1Set trains one L1 per route and writes l1/<route>/{user,ad}; it
+// returns route → files relative to vdir.
+func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts RunOptions, baseline, vdir string, res *RunResult) (map[string][]string, error) {
+	routes, err := RoutePairs(cfg, cfg.Model.L1.ByProduct)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(routes))
+	for r := range routes {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	prefix := ""
+	if baseline != "" {
+		prefix = modeldir.BaselineDir(baseline)
+	}
+	dd := *d
+	dd.Cfg = cfg
+	out := map[string][]string{}
+	for _, route := range names {
+		m, err := NewL1(cfg, d.Feat, route, routes[route], opts.Seed)
+		if err != nil {
+			return nil, err
+		}
+		o := opts.Options
+		if o.ResumePath != "" {
+			o.ResumePath = fmt.Sprintf("%s.%s%s", o.ResumePath, baseline, m.Name())
+		}
+		rep, err := TrainL1(ctx, m, &dd, o)
+		if err != nil {
+			return nil, err
+		}
+		name := m.Name()
+		if baseline != "" {
+			name = "baseline/" + baseline + "/" + name
+		}
+		res.Reports[name] = rep
+		files := modeldir.L1Files(route)
+		for i := range files {
+			files[i] = filepath.Join(prefix, files[i])
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(vdir, files[0])), 0o755); err != nil {
+			return nil, err
+		}
+		if err := SaveL1(filepath.Join(vdir, files[0]), filepath.Join(vdir, files[1]), m, rep); err != nil {
+			return nil, err
+		}
+		out[route] = files
+	}
+	return out, nil
 }

@@ -22,9 +22,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("data", "", "data directory (required)")
 	out := fs.String("out", "", "model directory: a new version is written and made CURRENT (required)")
 	cfgPath := fs.String("config", "", "config file (default: the embedded default); its schema must match the data's")
-	model := fs.String("model", "l2", "which model to train (l2; L1 training is not built yet)")
+	model := fs.String("model", "all", "which model to train: l1, l2 or all (the other is copied from CURRENT)")
 	seed := fs.Uint64("seed", 1, "seed for initialisation, shuffling and sequence masking")
-	baselines := fs.String("baselines", "", "comma-separated L2 baselines to train beside the model: logistic, per_surface, global_calib, mlp")
+	baselines := fs.String("baselines", "", "comma-separated baselines to train beside the model: "+strings.Join(train.BaselineNames(), ", "))
 	resume := fs.String("resume", "", "resume checkpoint path prefix: written during training, continued from when present")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -33,9 +33,6 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "need -data DIR and -out MODELDIR")
 		fs.Usage()
 		return errUsage
-	}
-	if *model != "l2" {
-		return fmt.Errorf("-model %q: only l2 can be trained by this build", *model)
 	}
 	cfg, explicit := config.Default(), false
 	if *cfgPath != "" {
@@ -50,7 +47,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bl = strings.Split(*baselines, ",")
 	}
 	res, err := train.Run(ctx, train.RunOptions{Data: *dir, ModelDir: *out, Config: cfg, ExplicitConfig: explicit, Seed: *seed,
-		Baselines: bl, Options: train.Options{Seed: *seed, Progress: stderr, ResumePath: *resume,
+		Model: *model, Baselines: bl, Options: train.Options{Seed: *seed, Progress: stderr, ResumePath: *resume,
 			Log: func(f string, a ...any) { fmt.Fprintf(stdout, f+"\n", a...) }}})
 	if err != nil {
 		return err
@@ -94,26 +91,43 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, stdout io.Writer) error 
 			return err
 		}
 	}
-	sets := map[string]map[string]string{"l2": {}}
-	for s, a := range mf.L2 {
-		sets["l2"][s] = a.Files[0]
+	l2sets := map[string]map[string]string{}
+	l1sets := map[string]map[string][]string{}
+	if len(mf.L2) > 0 {
+		l2sets["l2"] = map[string]string{}
+		for s, a := range mf.L2 {
+			l2sets["l2"][s] = a.Files[0]
+		}
+	}
+	if len(mf.L1) > 0 {
+		l1sets["l1"] = map[string][]string{}
+		for r, a := range mf.L1 {
+			l1sets["l1"][r] = a.Files
+		}
 	}
 	for b, raw := range mf.Baselines {
-		var files map[string]string
-		if err := json.Unmarshal(raw, &files); err != nil {
+		var bl struct {
+			Model string          `json:"model"`
+			Files json.RawMessage `json:"files"`
+		}
+		err := json.Unmarshal(raw, &bl)
+		if err == nil && bl.Model == "l2" {
+			var f map[string]string
+			err = json.Unmarshal(bl.Files, &f)
+			l2sets["baseline_"+b] = f
+		} else if err == nil {
+			var f map[string][]string
+			err = json.Unmarshal(bl.Files, &f)
+			l1sets["baseline_"+b] = f
+		}
+		if err != nil {
 			return fmt.Errorf("%s: baseline %s: %w", filepath.Join(vdir, modeldir.ManifestName), b, err)
 		}
-		sets["baseline_"+b] = files
 	}
-	names := make([]string, 0, len(sets))
-	for n := range sets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var reports []*eval.ModelReport
-	for _, name := range names {
+	for _, name := range sortedKeys(l2sets) {
 		models := map[string]*train.L2{}
-		for s, f := range sets[name] {
+		for s, f := range l2sets[name] {
 			m, err := train.LoadL2(filepath.Join(vdir, f))
 			if err != nil {
 				return err
@@ -134,8 +148,28 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, stdout io.Writer) error 
 		fmt.Fprintln(stdout)
 		reports = append(reports, rep)
 	}
+	retrieval := map[string]*eval.RetrievalReport{}
+	for _, name := range sortedKeys(l1sets) {
+		models := map[string]*train.L1{}
+		for r, f := range l1sets[name] {
+			m, err := train.LoadL1(filepath.Join(vdir, f[0]), filepath.Join(vdir, f[1]))
+			if err != nil {
+				return err
+			}
+			models[r] = m
+		}
+		rep, err := eval.Retrieval(dir, d, models, eval.RetrievalOptions{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		retrieval[name] = rep
+		if err := rep.WriteText(stdout, name); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+	}
 	if jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"version": mf.Version, "models": reports}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"version": mf.Version, "models": reports, "retrieval": retrieval}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -145,4 +179,13 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, stdout io.Writer) error 
 		fmt.Fprintf(stdout, "wrote %s\n", jsonOut)
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
