@@ -66,6 +66,9 @@ step "go test -race" go test -race -count=1 ./...
 # Corrupt-Parquet tests skip under -race (checkptr makes a recoverable
 # parquet-go panic fatal), so they run here once more without it.
 step "go test (corrupt Parquet, no -race)" go test -count=1 -run 'Corrupt|Mutation|Guard|FuzzRead' ./data
+# Tests that train models for real are too slow under -race; they carry a
+# !race build tag and run here.
+step "go test (training, no -race)" go test -count=1 -run 'ModelsLearnTiny|TrainEndToEnd' ./eval ./cmd/tandem
 step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
 step "nested modules" nested
 echo "ok: all checks passed in $(($(date +%s) - start))s"

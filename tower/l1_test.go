@@ -93,7 +93,11 @@ func l1Loss(t *testing.T, m *L1Graph) float64 {
 
 // TestL1GradientsFiniteDifference checks the assembled two-tower model.
 func TestL1GradientsFiniteDifference(t *testing.T) {
-	for _, arch := range []string{"mmoe_dcn", "mlp"} {
+	archs := []string{"mmoe_dcn", "mlp"}
+	if raceEnabled {
+		archs = archs[:1]
+	}
+	for _, arch := range archs {
 		t.Run(arch, func(t *testing.T) {
 			w := NewWeights(tensor.Float64, 3)
 			m, err := BuildL1(w, tinyL1Spec(arch), 6, 4, true)
@@ -117,6 +121,9 @@ func TestL1GradientsFiniteDifference(t *testing.T) {
 					data = vals[node].Data().([]float64)
 				}
 				step := max(1, len(data)/5)
+				if raceEnabled {
+					step = max(1, len(data)/2)
+				}
 				for k := 0; k < len(data); k += step {
 					old := data[k]
 					data[k] = old + eps

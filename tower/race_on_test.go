@@ -1,0 +1,5 @@
+//go:build race
+
+package tower
+
+const raceEnabled = true
