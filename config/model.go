@@ -113,6 +113,9 @@ type Train struct {
 	ShuffleWindow int `yaml:"shuffle_window" json:"shuffle_window"`
 	// CheckpointEvery writes a resume checkpoint every this many steps (0: only at epoch ends).
 	CheckpointEvery int `yaml:"checkpoint_every" json:"checkpoint_every"`
+	// MaxSteps ends each epoch after this many steps (0: no cap); the demo
+	// uses it to fit its time budget while staying deterministic.
+	MaxSteps int `yaml:"max_steps" json:"max_steps"`
 }
 
 func (c *Config) validateModel(p *problems) {
@@ -185,6 +188,9 @@ func (c *Config) validateModel(p *problems) {
 		p.add("train.seq_drop_max_s", "is %g, want ≥ 0", t.SeqDropMaxS)
 	}
 	pos("train.shuffle_window", t.ShuffleWindow)
+	if t.MaxSteps < 0 {
+		p.add("train.max_steps", "is %d, want ≥ 0", t.MaxSteps)
+	}
 	if t.CheckpointEvery < 0 {
 		p.add("train.checkpoint_every", "is %d, want ≥ 0", t.CheckpointEvery)
 	}

@@ -25,8 +25,10 @@ type Baseline struct {
 
 // Baselines by name.
 var Baselines = map[string]Baseline{
-	"logistic":      {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchLogistic }},
-	"per_surface":   {"l2", func(c *config.Config) { c.Model.L2.PerSurface = true }},
+	"logistic":    {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchLogistic }},
+	"per_surface": {"l2", func(c *config.Config) { c.Model.L2.PerSurface = true }},
+	// global_calib re-fits only the calibration of this version's L2 (one map
+	// per task), so it differs from the model in nothing else.
 	"global_calib":  {"l2", func(c *config.Config) { c.Model.L2.Calibration = config.CalibGlobal }},
 	"mlp":           {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchMLP }},
 	"l1_mlp":        {"l1", func(c *config.Config) { c.Model.L1.User.Arch, c.Model.L1.AdArch = config.ArchMLP, config.ArchMLP }},
@@ -78,8 +80,8 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	if opts.Model == "" {
 		opts.Model = "all"
 	}
-	if opts.Model != "l1" && opts.Model != "l2" && opts.Model != "all" {
-		return nil, fmt.Errorf("model %q: want l1, l2 or all", opts.Model)
+	if opts.Model != "l1" && opts.Model != "l2" && opts.Model != "all" && opts.Model != "none" {
+		return nil, fmt.Errorf("model %q: want l1, l2, all or none (baselines only)", opts.Model)
 	}
 	for _, b := range opts.Baselines {
 		if Baselines[b].Apply == nil {
@@ -112,7 +114,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 			mf.Routing = append(mf.Routing, modeldir.Route{Surface: "*", Product: p, Route: p})
 		}
 	}
-	doL1, doL2 := opts.Model != "l2", opts.Model != "l1"
+	doL1, doL2 := opts.Model == "l1" || opts.Model == "all", opts.Model == "l2" || opts.Model == "all"
 	if doL2 {
 		files, err := trainL2Set(ctx, cfg, d, opts, "", vdir, res)
 		if err != nil {
@@ -139,26 +141,6 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 			mf.L1[route] = a
 		}
 	}
-	for _, b := range opts.Baselines {
-		bl := Baselines[b]
-		if (bl.Model == "l1" && !doL1) || (bl.Model == "l2" && !doL2) {
-			continue
-		}
-		bc := *cfg
-		bl.Apply(&bc)
-		var files any
-		var err error
-		if bl.Model == "l2" {
-			files, err = trainL2Set(ctx, &bc, d, opts, b, vdir, res)
-		} else {
-			files, err = trainL1Set(ctx, &bc, d, opts, b, vdir, res)
-		}
-		if err != nil {
-			return nil, err
-		}
-		bj, _ := json.Marshal(map[string]any{"model": bl.Model, "files": files})
-		mf.Baselines[b] = bj
-	}
 	// Carry over from the live version what this run did not train.
 	if _, cur, err := modeldir.LoadCurrent(opts.ModelDir); err == nil {
 		if !doL1 {
@@ -180,6 +162,26 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		}
 	} else if !errors.Is(err, modeldir.ErrNoCurrent) {
 		return nil, err
+	}
+	for _, b := range opts.Baselines {
+		bl := Baselines[b]
+		bc := *cfg
+		bl.Apply(&bc)
+		var files any
+		var err error
+		switch {
+		case b == "global_calib":
+			files, err = refitGlobal(cfg, d, vdir, mf, res)
+		case bl.Model == "l2":
+			files, err = trainL2Set(ctx, &bc, d, opts, b, vdir, res)
+		default:
+			files, err = trainL1Set(ctx, &bc, d, opts, b, vdir, res)
+		}
+		if err != nil {
+			return nil, err
+		}
+		bj, _ := json.Marshal(map[string]any{"model": bl.Model, "files": files})
+		mf.Baselines[b] = bj
 	}
 	mj, _ := json.Marshal(res.Reports)
 	mf.Metrics = mj
@@ -297,4 +299,36 @@ func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 		out[route] = files
 	}
 	return out, nil
+}
+
+// refitGlobal writes the "one global calibration" baseline: the version's
+// L2 exports with their calibration re-fitted as one map per task over the
+// validation day of every surface.
+func refitGlobal(cfg *config.Config, d *batch.Data, vdir string, mf *modeldir.Manifest, res *RunResult) (map[string]string, error) {
+	if len(mf.L2) == 0 {
+		return nil, fmt.Errorf("baseline global_calib needs an L2 model in this run or in CURRENT")
+	}
+	models := map[string]*L2{}
+	for s, a := range mf.L2 {
+		m, err := LoadL2(filepath.Join(vdir, a.Files[0]))
+		if err != nil {
+			return nil, err
+		}
+		models[s] = m
+	}
+	if err := FitCalibrationSet(models, d, true); err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	for s, m := range models {
+		rel := filepath.Join(modeldir.BaselineDir("global_calib"), modeldir.L2File(s))
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(vdir, rel)), 0o755); err != nil {
+			return nil, err
+		}
+		if err := SaveL2(filepath.Join(vdir, rel), m, cfg.SurfaceIndex(s), map[string]string{"derived_from": "l2"}); err != nil {
+			return nil, err
+		}
+		files[s] = rel
+	}
+	return files, nil
 }

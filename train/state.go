@@ -249,10 +249,47 @@ func FitCalibration(m *L2, d *batch.Data, rows []batch.Row) error {
 	if err != nil {
 		return err
 	}
+	var cols calib.Columns
+	appendColumns(&cols, map[calib.Key]int32{}, m, d, rows, z)
+	t, err := calib.FitTable(cols, calib.Options{GlobalOnly: m.Cfg.Model.L2.Calibration == config.CalibGlobal})
+	if err != nil {
+		return fmt.Errorf("calibrate %s: %w", m.Name(), err)
+	}
+	m.Calib = t
+	return nil
+}
+
+// FitCalibrationSet fits one calibration table over the validation day of
+// every surface, each surface's rows scored by its own model (surface name
+// → model), and gives it to all of them. global fits one map per task.
+func FitCalibrationSet(models map[string]*L2, d *batch.Data, global bool) error {
+	var cols calib.Columns
+	keys := map[calib.Key]int32{}
+	for s, sf := range d.Cfg.Surfaces {
+		m := models[sf.Name]
+		if m == nil {
+			return fmt.Errorf("no L2 model for surface %s", sf.Name)
+		}
+		rows := ImpressionRows(d, d.RequestsIn(batch.Validation), []int{s})
+		z, err := PredictLogits(m, d, rows)
+		if err != nil {
+			return err
+		}
+		appendColumns(&cols, keys, m, d, rows, z)
+	}
+	t, err := calib.FitTable(cols, calib.Options{GlobalOnly: global})
+	if err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	for _, m := range models {
+		m.Calib = t
+	}
+	return nil
+}
+
+func appendColumns(cols *calib.Columns, keyIdx map[calib.Key]int32, m *L2, d *batch.Data, rows []batch.Row, z []float32) {
 	views := m.Cfg.ViewTypes()
 	nt := len(m.Cfg.Tasks)
-	var cols calib.Columns
-	keyIdx := map[calib.Key]int32{}
 	for i, r := range rows {
 		req := &d.Requests[r.Req]
 		for k, task := range m.Cfg.Tasks {
@@ -271,10 +308,4 @@ func FitCalibration(m *L2, d *batch.Data, rows []batch.Row) error {
 			cols.Y = append(cols.Y, r.Labels[k])
 		}
 	}
-	t, err := calib.FitTable(cols, calib.Options{GlobalOnly: m.Cfg.Model.L2.Calibration == config.CalibGlobal})
-	if err != nil {
-		return fmt.Errorf("calibrate %s: %w", m.Name(), err)
-	}
-	m.Calib = t
-	return nil
 }

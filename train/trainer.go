@@ -196,6 +196,9 @@ func fit(ctx context.Context, m net, d *batch.Data, trainRows, valRows []batch.R
 	examples := 0
 	for ; t.epoch < tc.Epochs; t.epoch++ {
 		batches := t.epochBatches(trainRows)
+		if ms := tc.MaxSteps; ms > 0 && len(batches) > ms {
+			batches = batches[:ms]
+		}
 		if opts.Progress != nil {
 			bar = progress.New(opts.Progress, fmt.Sprintf("%s epoch %d/%d", m.Name(), t.epoch+1, tc.Epochs), int64(len(batches)), "batches")
 		}

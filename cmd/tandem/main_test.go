@@ -99,22 +99,6 @@ func TestSimulateThenOracle(t *testing.T) {
 	}
 }
 
-func TestDemoKeepsDir(t *testing.T) {
-	dir := t.TempDir()
-	code, out, stderr := runCLI(t, "demo", "--scale", "tiny", "--dir", dir)
-	if code != 0 {
-		t.Fatalf("demo: exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"1/2 simulate", "2/2 oracle report", "kept everything in"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output misses %q:\n%s", want, out)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "oracle.json")); err != nil {
-		t.Error(err)
-	}
-}
-
 func TestImportMovieLens(t *testing.T) {
 	src := t.TempDir()
 	files := map[string]string{

@@ -14,6 +14,7 @@ import (
 	"github.com/tandemml/tandem/eval"
 	"github.com/tandemml/tandem/progress"
 	"github.com/tandemml/tandem/sim"
+	"github.com/tandemml/tandem/train"
 )
 
 func loadConfig(path string) (*config.Config, error) {
@@ -85,6 +86,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	expected := fs.Bool("expected", false, "with -oracle: log losses as expectations under p_true instead of over drawn labels")
 	model := fs.String("model", "", "model directory: report its CURRENT L2 and baselines against the oracle")
 	plotsDir := fs.String("plots", "", "with -model: write reliability diagrams (PNG) into this directory")
+	requests := fs.Int("requests", 1000, "with -model: test requests sampled for L1 retrieval recall")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +96,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errUsage
 	}
 	if *model != "" {
-		return modelEval(*dir, *model, *jsonOut, *plotsDir, stdout)
+		return modelEval(*dir, *model, *jsonOut, *plotsDir, *requests, stdout)
 	}
 	return oracleReport(*dir, *jsonOut, *expected, stdout)
 }
@@ -126,6 +128,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dir := fs.String("dir", "", "keep what the demo makes in this directory (default: a temporary one, removed)")
 	scale := fs.String("scale", "demo", "simulator scale")
 	seed := fs.Uint64("seed", 1, "random seed")
+	steps := fs.Int("steps", 300, "training steps per model (the demo trains briefly; `tandem train` trains to convergence)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -139,16 +142,33 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		work = tmp
 	}
 	dataDir := filepath.Join(work, "data")
-	fmt.Fprintf(stdout, "== 1/2 simulate (%s scale) ==\n", *scale)
+	fmt.Fprintf(stdout, "== 1/4 simulate (%s scale) ==\n", *scale)
 	if _, err := simulate(ctx, config.Default(), sim.Options{Dir: dataDir, Scale: *scale, Seed: *seed}, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "\n== 2/2 oracle report (test days): what a perfect model would score ==")
+	fmt.Fprintln(stdout, "\n== 2/4 oracle report (test days): what a perfect model would score ==")
 	jsonOut := ""
 	if *dir != "" {
 		jsonOut = filepath.Join(work, "oracle.json")
 	}
 	if err := oracleReport(dataDir, jsonOut, false, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n== 3/4 train L2 and L1 (%d steps each) and publish a model version ==\n", *steps)
+	cfg := config.Default()
+	cfg.Train.Epochs, cfg.Train.MaxSteps = 1, *steps
+	modelDir := filepath.Join(work, "models")
+	res, err := train.Run(ctx, train.RunOptions{Data: dataDir, ModelDir: modelDir, Config: cfg, Seed: *seed, Model: "all",
+		Options: train.Options{Seed: *seed, Progress: stderr, Log: func(f string, a ...any) { fmt.Fprintf(stdout, f+"\n", a...) }}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %s\n", res.Version)
+	fmt.Fprintln(stdout, "\n== 4/4 evaluate the trained models on the test days ==")
+	if *dir != "" {
+		jsonOut = filepath.Join(work, "models.json")
+	}
+	if err := modelEval(dataDir, modelDir, jsonOut, "", 200, stdout); err != nil {
 		return err
 	}
 	if *dir != "" {

@@ -22,7 +22,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("data", "", "data directory (required)")
 	out := fs.String("out", "", "model directory: a new version is written and made CURRENT (required)")
 	cfgPath := fs.String("config", "", "config file (default: the embedded default); its schema must match the data's")
-	model := fs.String("model", "all", "which model to train: l1, l2 or all (the other is copied from CURRENT)")
+	model := fs.String("model", "all", "which model to train: l1, l2, all, or none (only -baselines); what is not trained is copied from CURRENT")
 	seed := fs.Uint64("seed", 1, "seed for initialisation, shuffling and sequence masking")
 	baselines := fs.String("baselines", "", "comma-separated baselines to train beside the model: "+strings.Join(train.BaselineNames(), ", "))
 	resume := fs.String("resume", "", "resume checkpoint path prefix: written during training, continued from when present")
@@ -66,7 +66,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // modelEval evaluates the CURRENT version's L2 and its baselines.
-func modelEval(dir, modelDir, jsonOut, plotsDir string, stdout io.Writer) error {
+func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.Writer) error {
 	vdir, mf, err := modeldir.LoadCurrent(modelDir)
 	if err != nil {
 		return err
@@ -158,7 +158,7 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, stdout io.Writer) error 
 			}
 			models[r] = m
 		}
-		rep, err := eval.Retrieval(dir, d, models, eval.RetrievalOptions{})
+		rep, err := eval.Retrieval(dir, d, models, eval.RetrievalOptions{Requests: requests})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
