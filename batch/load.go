@@ -2,6 +2,7 @@ package batch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -61,6 +62,9 @@ func Load(dir string, cfg *config.Config, m *data.Manifest) (*Data, error) {
 		return nil, err
 	}
 	d.Seq = ib.Build()
+	if _, _, err := data.TablePath(dir, data.TableRequests); errors.Is(err, data.ErrNoTable) {
+		return d, nil // an events-only data set (MovieLens): see SynthesizeFromEvents
+	}
 	if err := d.loadRequests(dir); err != nil {
 		return nil, err
 	}

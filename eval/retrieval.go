@@ -205,9 +205,23 @@ func viewIndex(d *batch.Data, r *batch.Request, views []string) int {
 
 // WriteText prints the recall table.
 func (r *RetrievalReport) WriteText(w io.Writer, name string) error {
-	fmt.Fprintf(w, "retrieval %s: %d test requests, %d eligible ads each on average; recall of the true top-100 by TrueProb(click)·bid\n", name, r.Requests, r.Eligible)
-	for _, m := range []string{"model", "logging_policy", "popularity"} {
-		if _, err := fmt.Fprintf(w, "  %-15s @100 %.3f  @1000 %.3f\n", m, r.Recall[m]["@100"], r.Recall[m]["@1000"]); err != nil {
+	fmt.Fprintf(w, "retrieval %s: %d test requests, %d candidate ads each on average\n", name, r.Requests, r.Eligible)
+	methods := make([]string, 0, len(r.Recall))
+	for m := range r.Recall {
+		methods = append(methods, m)
+	}
+	slices.Sort(methods)
+	for _, m := range methods {
+		ks := make([]string, 0, len(r.Recall[m]))
+		for k := range r.Recall[m] {
+			ks = append(ks, k)
+		}
+		slices.SortFunc(ks, func(a, b string) int { return cmp.Compare(len(a), len(b))*2 + cmp.Compare(a, b) })
+		fmt.Fprintf(w, "  %-15s", m)
+		for _, k := range ks {
+			fmt.Fprintf(w, " recall%s %.3f", k, r.Recall[m][k])
+		}
+		if _, err := fmt.Fprintln(w); err != nil {
 			return err
 		}
 	}

@@ -60,7 +60,9 @@ func BuildL1(w *Weights, spec L1Spec, n, u int, train bool) (*L1Graph, error) {
 		in := &m.In
 		s := spec.Seq
 		in.UserX = b.input("user.x", u, spec.UserXDim)
-		in.UserDense = b.input("user.dense", u, spec.UserDenseDim)
+		if spec.UserDenseDim > 0 { // MovieLens has no user features
+			in.UserDense = b.input("user.dense", u, spec.UserDenseDim)
+		}
 		in.Seq = b.seqInputs("user.seq", u, s)
 		in.AdX = b.input("ad.x", n, spec.AdXDim)
 		in.AdDense = b.input("ad.dense", n, spec.AdDenseDim)
@@ -69,10 +71,13 @@ func BuildL1(w *Weights, spec L1Spec, n, u int, train bool) (*L1Graph, error) {
 		in.W = b.input("w", n, len(spec.Tasks))
 
 		// User tower, once per context.
-		ud := b.affine("user.bn", in.UserDense)
 		t := b.encoder("user.seq.enc", in.Seq, u, s)
 		proj := b.projection("user.seq.proj", b.seqOutput("user.seq.out", t, in.Seq, u, s), s.Projection)
-		ux := must(G.Concat(1, in.UserX, ud, proj))
+		uparts := []*G.Node{in.UserX}
+		if in.UserDense != nil {
+			uparts = append(uparts, b.affine("user.bn", in.UserDense))
+		}
+		ux := must(G.Concat(1, append(uparts, proj)...))
 		hs := b.trunk("user.trunk", ux, spec.User, len(spec.Tasks))
 		// Ad tower, per row.
 		ad := must(G.Concat(1, in.AdX, b.affine("ad.bn", in.AdDense)))

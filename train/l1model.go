@@ -144,7 +144,7 @@ func (r *l1Runner) run() error {
 	g, f := r.g, r.f
 	in := g.In
 	lets := []kv{
-		{in.UserX, dense(in.UserX.Shape(), f.UX.Data)}, {in.UserDense, dense(in.UserDense.Shape(), f.UDense)},
+		{in.UserX, dense(in.UserX.Shape(), f.UX.Data)}, bind(in.UserDense, f.UDense),
 		{in.AdX, dense(in.AdX.Shape(), f.AX.Data)}, {in.AdDense, dense(in.AdDense.Shape(), f.ADense)},
 		{in.CtxRow, ints(f.CtxRow)}, {in.Y, dense(in.Y.Shape(), f.Y)}, {in.W, dense(in.W.Shape(), f.W)},
 	}

@@ -102,8 +102,19 @@ type kv struct {
 	v *tensor.Dense
 }
 
+// bind pairs an optional float input with its buffer (nil node: skipped).
+func bind(n *G.Node, v []float32) kv {
+	if n == nil {
+		return kv{}
+	}
+	return kv{n, dense(n.Shape(), v)}
+}
+
 func letAll(lets []kv) error {
 	for _, x := range lets {
+		if x.n == nil { // an input the model does not have (no features of that kind)
+			continue
+		}
 		if err := G.Let(x.n, x.v); err != nil {
 			return fmt.Errorf("let %s: %w", x.n.Name(), err)
 		}

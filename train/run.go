@@ -45,6 +45,10 @@ func BaselineNames() []string {
 	return out
 }
 
+// EventNegatives is the number of uniformly drawn ads paired with each
+// engagement when an events-only data set is turned into training rows.
+const EventNegatives = 4
+
 // RunOptions configure a training run that publishes a model version.
 type RunOptions struct {
 	Data     string
@@ -91,6 +95,16 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	d, err := batch.Load(opts.Data, cfg, man)
 	if err != nil {
 		return nil, err
+	}
+	if len(d.Requests) == 0 {
+		// An events-only data set (MovieLens): only L1 without distillation
+		// can learn from it, on engagements with sampled negatives.
+		if opts.Model != "l1" {
+			return nil, fmt.Errorf("%s has no logged requests: train it with -model l1 (L1 without distillation)", opts.Data)
+		}
+		if err := d.SynthesizeFromEvents(EventNegatives, opts.Seed); err != nil {
+			return nil, fmt.Errorf("%s: %w", opts.Data, err)
+		}
 	}
 	if err := os.MkdirAll(opts.ModelDir, 0o755); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +58,40 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 	code, out, stderr = runCLI(t, "eval", "-data", filepath.Join(dir, "data"), "-model", filepath.Join(dir, "models"), "-requests", "50")
 	if code != 0 || !strings.Contains(out, "model baseline_global_calib") || !strings.Contains(out, "model l2 ") {
 		t.Fatalf("eval after baselines: exit %d: %s\n%s", code, stderr, out)
+	}
+}
+
+// TestMovieLensTrainEndToEnd imports a small MovieLens-format data set,
+// trains L1 without distillation on its engagements (the only model an
+// events-only data set supports) and reports event recall; L2 is refused
+// with a clear message.
+func TestMovieLensTrainEndToEnd(t *testing.T) {
+	src := t.TempDir()
+	movies := "movieId,title,genres\n"
+	for m := 1; m <= 30; m++ {
+		movies += fmt.Sprintf("%d,Movie %d (1999),%s\n", m, m, []string{"Action", "Comedy|Drama", "Horror"}[m%3])
+	}
+	ratings := "userId,movieId,rating,timestamp\n"
+	for i := range 400 {
+		ratings += fmt.Sprintf("%d,%d,%d.0,%d\n", i%20+1, (i*7)%30+1, i%5+1, 1000+i*60)
+	}
+	for name, body := range map[string]string{"movies.csv": movies, "ratings.csv": ratings, "tags.csv": "userId,movieId,tag,timestamp\n"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, models := filepath.Join(t.TempDir(), "ml"), filepath.Join(t.TempDir(), "models")
+	if code, _, stderr := runCLI(t, "import", "movielens", "--src", src, "--out", data); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	if code, _, stderr := runCLI(t, "train", "-data", data, "-out", models); code != 1 || !strings.Contains(stderr, "-model l1") {
+		t.Errorf("training L2 on events only: exit %d, %q; want a message pointing at -model l1", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "train", "-data", data, "-out", models, "-model", "l1"); code != 0 {
+		t.Fatalf("train l1: %s", stderr)
+	}
+	code, out, stderr := runCLI(t, "eval", "-data", data, "-model", models, "-requests", "50")
+	if code != 0 || !strings.Contains(out, "retrieval l1") || !strings.Contains(out, "recall@100") {
+		t.Fatalf("eval: exit %d: %s\n%s", code, stderr, out)
 	}
 }

@@ -82,9 +82,17 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 	if err != nil {
 		return err
 	}
-	oracle, err := eval.Oracle(dir, eval.OracleOptions{})
-	if err != nil {
-		return err
+	var oracle *eval.OracleReport
+	if man.GroundTruth {
+		if oracle, err = eval.Oracle(dir, eval.OracleOptions{}); err != nil {
+			return err
+		}
+	}
+	eventsOnly := len(d.Requests) == 0
+	if eventsOnly {
+		if err := d.SynthesizeFromEvents(train.EventNegatives, mf.Seed); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
 	}
 	if plotsDir != "" {
 		if err := os.MkdirAll(plotsDir, 0o755); err != nil {
@@ -125,6 +133,10 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		}
 	}
 	var reports []*eval.ModelReport
+	if oracle == nil && len(l2sets) > 0 {
+		fmt.Fprintf(stdout, "%s has no true probabilities: L2 reports need simulated data\n\n", dir)
+		l2sets = nil
+	}
 	for _, name := range sortedKeys(l2sets) {
 		models := map[string]*train.L2{}
 		for s, f := range l2sets[name] {
@@ -158,7 +170,12 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 			}
 			models[r] = m
 		}
-		rep, err := eval.Retrieval(dir, d, models, eval.RetrievalOptions{Requests: requests})
+		var rep *eval.RetrievalReport
+		if eventsOnly {
+			rep, err = eval.EventRecall(d, models, requests, []int{10, 100})
+		} else {
+			rep, err = eval.Retrieval(dir, d, models, eval.RetrievalOptions{Requests: requests})
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
