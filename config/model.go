@@ -77,9 +77,6 @@ type L1Model struct {
 	AdMLP  []int  `yaml:"ad_mlp" json:"ad_mlp"`
 	// OutDim is d, the width of u_t and a_t.
 	OutDim int `yaml:"out_dim" json:"out_dim"`
-	// Distill trains on the L2 teacher's calibrated probabilities over the
-	// distillation rows instead of impression labels.
-	Distill bool `yaml:"distill" json:"distill"`
 	// ByProduct trains one L1 per ad product (routes "<product>") instead of
 	// the config's routing table.
 	ByProduct bool `yaml:"by_product" json:"by_product"`
