@@ -22,6 +22,10 @@ type RetrievalReport struct {
 	Eligible int `json:"mean_eligible_ads"`
 	// Recall[method]["@100"|"@1000"]; methods: model, logging_policy, popularity.
 	Recall map[string]map[string]float64 `json:"recall"`
+	// PerRequest[method][k] is each sampled request's recall@Ks[k] and
+	// Users the requests' users, for paired comparisons.
+	PerRequest map[string][][]float64 `json:"-"`
+	Users      []int64                `json:"-"`
 }
 
 // RetrievalOptions tune the retrieval evaluation.
@@ -116,10 +120,10 @@ func Retrieval(dir string, d *batch.Data, models map[string]*train.L1, opts Retr
 		}
 	}
 	views := d.Cfg.ViewTypes()
-	rep := &RetrievalReport{Requests: len(reqs), Recall: map[string]map[string]float64{}}
-	methods := []string{"model", "logging_policy", "popularity"}
-	for _, me := range methods {
+	rep := &RetrievalReport{Requests: len(reqs), Recall: map[string]map[string]float64{}, PerRequest: map[string][][]float64{}}
+	for _, me := range []string{"model", "logging_policy", "popularity"} {
 		rep.Recall[me] = map[string]float64{}
+		rep.PerRequest[me] = make([][]float64, len(opts.Ks))
 	}
 	type scored struct {
 		ad int32
@@ -160,6 +164,7 @@ func Retrieval(dir string, d *batch.Data, models map[string]*train.L1, opts Retr
 			popular = append(popular, scored{int32(a), pop[a] + 1e-3*bid})
 		}
 		eligibleSum += len(truth)
+		rep.Users = append(rep.Users, r.UserID)
 		byScore := func(a, b scored) int {
 			if c := cmp.Compare(b.s, a.s); c != 0 {
 				return c
@@ -179,14 +184,16 @@ func Retrieval(dir string, d *batch.Data, models map[string]*train.L1, opts Retr
 		}
 		for name, list := range map[string][]scored{"model": model, "logging_policy": logged, "popularity": popular} {
 			slices.SortFunc(list, byScore)
-			for _, k := range opts.Ks {
+			for ki, k := range opts.Ks {
 				hit := 0
 				for _, x := range list[:min(k, len(list))] {
 					if top[x.ad] {
 						hit++
 					}
 				}
-				rep.Recall[name][fmt.Sprintf("@%d", k)] += float64(hit) / float64(len(top)) / float64(len(reqs))
+				rec := float64(hit) / float64(len(top))
+				rep.Recall[name][fmt.Sprintf("@%d", k)] += rec / float64(len(reqs))
+				rep.PerRequest[name][ki] = append(rep.PerRequest[name][ki], rec)
 			}
 		}
 	}

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/tandemml/tandem/batch"
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/eval"
-	"github.com/tandemml/tandem/modeldir"
 	"github.com/tandemml/tandem/train"
 )
 
@@ -67,31 +64,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // modelEval evaluates the CURRENT version's L2 and its baselines.
 func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.Writer) error {
-	vdir, mf, err := modeldir.LoadCurrent(modelDir)
+	v, err := eval.OpenVersion(modelDir)
 	if err != nil {
 		return err
 	}
-	cfg, man, err := batch.DataConfig(dir, config.Default(), false)
-	if err != nil {
-		return err
-	}
-	if mf.SchemaHash != man.SchemaHash {
-		return fmt.Errorf("model %s was trained on schema %.12s, the data has %.12s", vdir, mf.SchemaHash, man.SchemaHash)
-	}
-	d, err := batch.Load(dir, cfg, man)
+	d, err := v.OpenData(dir)
 	if err != nil {
 		return err
 	}
 	var oracle *eval.OracleReport
-	if man.GroundTruth {
+	if d.Manifest.GroundTruth {
 		if oracle, err = eval.Oracle(dir, eval.OracleOptions{}); err != nil {
 			return err
-		}
-	}
-	eventsOnly := len(d.Requests) == 0
-	if eventsOnly {
-		if err := d.SynthesizeFromEvents(train.EventNegatives, mf.Seed); err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
 		}
 	}
 	if plotsDir != "" {
@@ -99,54 +83,14 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 			return err
 		}
 	}
-	l2sets := map[string]map[string]string{}
-	l1sets := map[string]map[string][]string{}
-	if len(mf.L2) > 0 {
-		l2sets["l2"] = map[string]string{}
-		for s, a := range mf.L2 {
-			l2sets["l2"][s] = a.Files[0]
-		}
-	}
-	if len(mf.L1) > 0 {
-		l1sets["l1"] = map[string][]string{}
-		for r, a := range mf.L1 {
-			l1sets["l1"][r] = a.Files
-		}
-	}
-	for b, raw := range mf.Baselines {
-		var bl struct {
-			Model string          `json:"model"`
-			Files json.RawMessage `json:"files"`
-		}
-		err := json.Unmarshal(raw, &bl)
-		if err == nil && bl.Model == "l2" {
-			var f map[string]string
-			err = json.Unmarshal(bl.Files, &f)
-			l2sets["baseline_"+b] = f
-		} else if err == nil {
-			var f map[string][]string
-			err = json.Unmarshal(bl.Files, &f)
-			l1sets["baseline_"+b] = f
-		}
-		if err != nil {
-			return fmt.Errorf("%s: baseline %s: %w", filepath.Join(vdir, modeldir.ManifestName), b, err)
-		}
-	}
+	l2sets := v.L2
 	var reports []*eval.ModelReport
 	if oracle == nil && len(l2sets) > 0 {
 		fmt.Fprintf(stdout, "%s has no true probabilities: L2 reports need simulated data\n\n", dir)
 		l2sets = nil
 	}
-	for _, name := range sortedKeys(l2sets) {
-		models := map[string]*train.L2{}
-		for s, f := range l2sets[name] {
-			m, err := train.LoadL2(filepath.Join(vdir, f))
-			if err != nil {
-				return err
-			}
-			models[s] = m
-		}
-		rows, probs, err := eval.L2Predictions(d, models)
+	for _, name := range eval.Names(l2sets) {
+		rows, probs, err := eval.L2Predictions(d, l2sets[name])
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -161,17 +105,11 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		reports = append(reports, rep)
 	}
 	retrieval := map[string]*eval.RetrievalReport{}
-	for _, name := range sortedKeys(l1sets) {
-		models := map[string]*train.L1{}
-		for r, f := range l1sets[name] {
-			m, err := train.LoadL1(filepath.Join(vdir, f[0]), filepath.Join(vdir, f[1]))
-			if err != nil {
-				return err
-			}
-			models[r] = m
-		}
+	for _, name := range eval.Names(v.L1) {
+		models := v.L1[name]
 		var rep *eval.RetrievalReport
-		if eventsOnly {
+		var err error
+		if !d.Manifest.GroundTruth {
 			rep, err = eval.EventRecall(d, models, requests, []int{10, 100})
 		} else {
 			rep, err = eval.Retrieval(dir, d, models, eval.RetrievalOptions{Requests: requests})
@@ -186,7 +124,7 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		fmt.Fprintln(stdout)
 	}
 	if jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"version": mf.Version, "models": reports, "retrieval": retrieval}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"version": v.Manifest.Version, "models": reports, "retrieval": retrieval}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -196,13 +134,4 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		fmt.Fprintf(stdout, "wrote %s\n", jsonOut)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
