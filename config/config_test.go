@@ -111,3 +111,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateModelAndTrain(t *testing.T) {
+	src := string(DefaultYAML())
+	for _, r := range []struct{ old, new string }{
+		{"    heads: 2\n", "    heads: 3\n"},
+		{"    arch: mmoe_dcn       # mmoe_dcn | mlp | logistic", "    arch: transformer"},
+		{"    calibration: slice", "    calibration: isotonic"},
+		{"    ad_arch: mmoe_dcn", "    ad_arch: logistic"},
+		{"  optimizer: adam", "  optimizer: sgd"},
+		{"  seq_drop_prob: 0.5", "  seq_drop_prob: 1.5"},
+		{"  batch: 256", "  batch: 8"},
+		{"  max_steps: 0", "  max_steps: -1"},
+		{"  bn_clamp: 5", "  bn_clamp: 0"},
+	} {
+		if !strings.Contains(src, r.old) {
+			t.Fatalf("default.yaml no longer contains %q; update the test", r.old)
+		}
+		src = strings.Replace(src, r.old, r.new, 1)
+	}
+	_, err := Parse([]byte(src))
+	if err == nil {
+		t.Fatal("broken model config accepted")
+	}
+	for _, want := range []string{"model.seq.heads", "model.l2.arch", "model.l2.calibration", "model.l1.ad_arch",
+		"train.optimizer", "train.seq_drop_prob", "train.batch", "train.max_steps", "model.bn_clamp"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error misses %q:\n%v", want, err)
+		}
+	}
+}

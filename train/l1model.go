@@ -228,9 +228,16 @@ func LoadL1(userPath, adPath string) (*L1, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: tandem.config: %w", userPath, err)
 	}
-	var meta l1Meta
+	var meta, ameta l1Meta
 	if err := uf.MetaJSON("tandem.model", &meta); err != nil {
 		return nil, err
+	}
+	if err := af.MetaJSON("tandem.model", &ameta); err != nil {
+		return nil, err
+	}
+	if meta.Kind != "l1.user" || ameta.Kind != "l1.ad" || meta.Route != ameta.Route {
+		return nil, fmt.Errorf("%s, %s: not the user and ad towers of one L1 route (kinds %q, %q; routes %q, %q)",
+			userPath, adPath, meta.Kind, ameta.Kind, meta.Route, ameta.Route)
 	}
 	feat, err := batch.ResolveFeatures(&cfg)
 	if err != nil {

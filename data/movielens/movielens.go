@@ -175,7 +175,11 @@ func build(movies []movie, ratings []rating, tags []tag) *Dataset {
 		}
 		d.Items[i] = data.Item{ItemID: m.id, Kind: data.KindAd, Category: m.category, ContentEmb: emb}
 		d.Ads[i] = data.Ad{
-			AdID:             m.id,
+			AdID: m.id,
+			// Each movie is its own campaign, so a model's campaign
+			// embedding is a per-movie id embedding (MovieLens has no
+			// advertisers; all share advertiser 0).
+			Campaign:         m.id,
 			Category:         m.category,
 			Product:          ProductStandard,
 			Bid:              DefaultBid,
