@@ -353,3 +353,9 @@ func (m *L1) UserVectors(d *batch.Data, reqs []int32, k int) ([]float32, error) 
 	}
 	return out, nil
 }
+
+// PredictL1 returns the L1 logits (rows × tasks) of rows, which must keep
+// each request's rows adjacent.
+func PredictL1(m *L1, d *batch.Data, rows []batch.Row) ([]float32, error) {
+	return predictLogits(m, d, rows)
+}

@@ -21,7 +21,7 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 		t.Fatalf("demo: exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"1/4 simulate", "2/4 oracle report", "3/4 train", "published ", "4/4 evaluate",
-		"model l2 (test days)", "retrieval l1", "kept everything in"} {
+		"model l2 (test days)", "retrieval l1", "KL(L2 ‖ l1) on", "kept everything in"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output misses %q:\n%s", want, out)
 		}

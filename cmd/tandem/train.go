@@ -105,6 +105,7 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		reports = append(reports, rep)
 	}
 	retrieval := map[string]*eval.RetrievalReport{}
+	kls := map[string]*eval.KLReport{}
 	for _, name := range eval.Names(v.L1) {
 		models := v.L1[name]
 		var rep *eval.RetrievalReport
@@ -121,10 +122,18 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		if err := rep.WriteText(stdout, name); err != nil {
 			return err
 		}
+		if l2 := v.L2["l2"]; l2 != nil && d.Manifest.GroundTruth {
+			kl, err := eval.L1KL(dir, d, models, l2, requests)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			kls[name] = kl
+			fmt.Fprintf(stdout, "  KL(L2 ‖ %s) on %d winners: %s; on %d candidates: %s\n", name, kl.Rows["winners"], fmtKL(kl.KL["winners"]), kl.Rows["candidates"], fmtKL(kl.KL["candidates"]))
+		}
 		fmt.Fprintln(stdout)
 	}
 	if jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"version": v.Manifest.Version, "models": reports, "retrieval": retrieval}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"version": v.Manifest.Version, "models": reports, "retrieval": retrieval, "kl_to_l2": kls}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -134,4 +143,12 @@ func modelEval(dir, modelDir, jsonOut, plotsDir string, requests int, stdout io.
 		fmt.Fprintf(stdout, "wrote %s\n", jsonOut)
 	}
 	return nil
+}
+
+func fmtKL(m map[string]float64) string {
+	var parts []string
+	for _, t := range eval.Names(m) {
+		parts = append(parts, fmt.Sprintf("%s %.4f", t, m[t]))
+	}
+	return strings.Join(parts, ", ")
 }
