@@ -1,7 +1,5 @@
 package batch
 
-import "fmt"
-
 // Table is a learned embedding table kept outside the gorgonia graph: rows
 // are gathered into the graph's inputs and the inputs' gradients are
 // scattered back, so only touched rows are updated (lazy, row-wise).
@@ -29,15 +27,6 @@ func NewTable(name string, rows, dim int, init func() float32) *Table {
 
 // Row returns row i's vector (aliasing W).
 func (t *Table) Row(i int32) []float32 { return t.W[int(i)*t.Dim : int(i+1)*t.Dim] }
-
-// check reports an out-of-range row, which would otherwise read another
-// row's memory silently.
-func (t *Table) check(i int32) error {
-	if i < 0 || int(i) >= t.Rows {
-		return fmt.Errorf("table %s: row %d out of range [0, %d)", t.Name, i, t.Rows)
-	}
-	return nil
-}
 
 // AddGrad accumulates g into row i's gradient.
 func (t *Table) AddGrad(i int32, g []float32) {

@@ -52,7 +52,7 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 	// are carried over and the global-calibration baseline re-fits L2's maps.
 	code, out, stderr = runCLI(t, "train", "-data", filepath.Join(dir, "data"), "-out", filepath.Join(dir, "models"),
 		"-model", "none", "-baselines", "global_calib")
-	if code != 0 {
+	if code != 0 || !strings.Contains(out, "published ") {
 		t.Fatalf("train baselines: exit %d: %s", code, stderr)
 	}
 	code, out, stderr = runCLI(t, "eval", "-data", filepath.Join(dir, "data"), "-model", filepath.Join(dir, "models"), "-requests", "50")
