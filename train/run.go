@@ -236,10 +236,7 @@ func trainL2Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 		if err != nil {
 			return nil, err
 		}
-		o := opts.Options
-		if o.ResumePath != "" {
-			o.ResumePath = fmt.Sprintf("%s.%s%s", o.ResumePath, baseline, m.Name())
-		}
+		o := withBaseline(opts.Options, baseline, m.Name())
 		rep, err := TrainL2(ctx, m, &dd, o)
 		if err != nil {
 			return nil, err
@@ -287,10 +284,7 @@ func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 		if err != nil {
 			return nil, err
 		}
-		o := opts.Options
-		if o.ResumePath != "" {
-			o.ResumePath = fmt.Sprintf("%s.%s%s", o.ResumePath, baseline, m.Name())
-		}
+		o := withBaseline(opts.Options, baseline, m.Name())
 		rep, err := TrainL1(ctx, m, &dd, o)
 		if err != nil {
 			return nil, err
@@ -345,4 +339,17 @@ func refitGlobal(cfg *config.Config, d *batch.Data, vdir string, mf *modeldir.Ma
 		files[s] = rel
 	}
 	return files, nil
+}
+
+// withBaseline labels a baseline's log lines and gives it its own resume
+// file.
+func withBaseline(o Options, baseline, model string) Options {
+	if o.ResumePath != "" {
+		o.ResumePath = fmt.Sprintf("%s.%s%s", o.ResumePath, baseline, model)
+	}
+	if baseline != "" && o.Log != nil {
+		log := o.Log
+		o.Log = func(f string, a ...any) { log("baseline "+baseline+": "+f, a...) }
+	}
+	return o
 }
