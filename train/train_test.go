@@ -242,3 +242,32 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestAdagradTrains: the Adagrad optimiser moves dense weights and table
+// rows and keeps the loss finite.
+func TestAdagradTrains(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Train.Optimizer = config.OptAdagrad
+	d := loadTiny(t, cfg)
+	m := newTiny(t, d, 8)
+	before := m.W.Clone()
+	tables := map[string][]float32{}
+	for _, tb := range m.S.Tables() {
+		tables[tb.Name] = slices.Clone(tb.W)
+	}
+	if _, err := TrainL2(context.Background(), m, d, Options{Seed: 8, StopAfterSteps: 4}); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, p := range m.W.Params() {
+		if !slices.Equal(p.Data(), before.Get(p.Name).Data()) {
+			moved++
+		}
+	}
+	if moved < len(m.W.Params())/2 {
+		t.Fatalf("only %d of %d dense parameters moved", moved, len(m.W.Params()))
+	}
+	if slices.Equal(tables["l2.emb.campaign"], m.S.AdCat[1].W) {
+		t.Fatal("the campaign table did not move")
+	}
+}
