@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -25,6 +26,31 @@ type ModelSlice struct {
 	CalibrationRatio     float64 `json:"calibration_ratio"`
 	CalibrationRatioTrue float64 `json:"calibration_ratio_true"`
 	ECE                  float64 `json:"ece"` // 15 equal-mass bins
+}
+
+// MarshalJSON writes the oracle fields and the model's, with undefined
+// numbers (a slice with one class has no AUC) as null. Without it the
+// embedded Slice's MarshalJSON would be promoted and drop the model fields.
+func (s ModelSlice) MarshalJSON() ([]byte, error) {
+	base, err := s.Slice.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	extra, err := json.Marshal(struct {
+		ModelLogLoss         *float64 `json:"model_log_loss"`
+		CapturedShare        *float64 `json:"captured_share"`
+		NE                   *float64 `json:"ne"`
+		ModelAUC             *float64 `json:"model_auc"`
+		CalibrationRatio     *float64 `json:"calibration_ratio"`
+		CalibrationRatioTrue *float64 `json:"calibration_ratio_true"`
+		ECE                  *float64 `json:"ece"`
+	}{finite(s.ModelLogLoss), finite(s.CapturedShare), finite(s.NE), finite(s.ModelAUC),
+		finite(s.CalibrationRatio), finite(s.CalibrationRatioTrue), finite(s.ECE)})
+	if err != nil {
+		return nil, err
+	}
+	// Both are JSON objects: splice the second's fields into the first.
+	return append(append(base[:len(base)-1], ','), extra[1:]...), nil
 }
 
 // ModelReport evaluates one model (a set of per-surface L2 exports).

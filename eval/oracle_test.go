@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +165,23 @@ func TestOracleRejectsCorruptFiles(t *testing.T) {
 	os.Remove(filepath.Join(dir, data.ManifestFile))
 	if _, err := Oracle(dir, OracleOptions{}); err == nil || !strings.Contains(err.Error(), "manifest") {
 		t.Fatalf("missing manifest: err = %v", err)
+	}
+}
+
+// TestModelSliceJSON: a model slice's JSON carries both the oracle's and
+// the model's fields, with NaN as null.
+func TestModelSliceJSON(t *testing.T) {
+	s := ModelSlice{Slice: Slice{Surface: "search", Task: "click", BaseLogLoss: 0.5, NEBayes: 0.8, BayesAUC: math.NaN()},
+		ModelLogLoss: 0.45, CapturedShare: 0.6, ModelAUC: math.NaN()}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if m["surface"] != "search" || m["captured_share"] != 0.6 || m["model_log_loss"] != 0.45 || m["model_auc"] != nil || m["bayes_auc"] != nil {
+		t.Fatalf("JSON %s", b)
 	}
 }

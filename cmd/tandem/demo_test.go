@@ -47,6 +47,11 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Models) != 1 || len(rep.Models[0].Slices) == 0 || rep.Retrieval["l1"] == nil {
 		t.Fatalf("models.json: %v %s", err, b[:min(len(b), 400)])
 	}
+	for _, s := range rep.Models[0].Slices {
+		if s.Captured == nil {
+			t.Fatalf("models.json: a slice without captured_share: %s", b[:min(len(b), 600)])
+		}
+	}
 
 	// Train the baselines only, on top of the published version: L1 and L2
 	// are carried over and the global-calibration baseline re-fits L2's maps.
