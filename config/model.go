@@ -77,6 +77,10 @@ type L1Model struct {
 	AdMLP  []int  `yaml:"ad_mlp" json:"ad_mlp"`
 	// OutDim is d, the width of u_t and a_t.
 	OutDim int `yaml:"out_dim" json:"out_dim"`
+	// Distill trains L1 on a 2-fold L2 teacher's calibrated probabilities
+	// over the distillation rows (impressions, logged candidates, random
+	// eligible ads) instead of on impression labels.
+	Distill bool `yaml:"distill" json:"distill"`
 	// ByProduct trains one L1 per ad product (routes "<product>") instead of
 	// the config's routing table.
 	ByProduct bool `yaml:"by_product" json:"by_product"`

@@ -28,6 +28,9 @@ type L1 struct {
 	// Pairs lists the (surface, product) index pairs routed to this model;
 	// its training rows are the impressions of those pairs.
 	Pairs [][2]int
+	// rowsPerContext sizes batches: about 3.5 impressions per request, about
+	// 30 distillation rows.
+	rowsPerContext int
 }
 
 // L1SpecFor derives the two-tower shapes from the config.
@@ -77,6 +80,12 @@ func (m *L1) tables() []*batch.Table  { return append(m.User.Tables(), m.Ad.Tabl
 func (m *L1) norms() []*batch.BN      { return []*batch.BN{m.UBN, m.ABN} }
 func (m *L1) trains() [][]bool        { return batch.TrainsMatrix(m.Cfg) }
 func (m *L1) byRequest() bool         { return true }
+func (m *L1) contexts(n int) int {
+	if m.rowsPerContext > 3 {
+		return max(1, n/m.rowsPerContext)
+	}
+	return contextsPerBatch(n)
+}
 
 // L1Rows returns the impression rows of reqs whose (surface, ad product)
 // is routed to this model.
@@ -119,6 +128,14 @@ func RoutePairs(cfg *config.Config, byProduct bool) (map[string][][2]int, error)
 // with early stopping on the validation day.
 func TrainL1(ctx context.Context, m *L1, d *batch.Data, opts Options) (*Report, error) {
 	return fit(ctx, m, d, m.L1Rows(d, d.RequestsIn(batch.Train)), m.L1Rows(d, d.RequestsIn(batch.Validation)), opts)
+}
+
+// TrainL1Distilled trains the route on teacher-labelled distillation rows
+// (DistillRows): BCE(z, p*), whose gradient is that of KL(p* ‖ σ(z)).
+func TrainL1Distilled(ctx context.Context, m *L1, d *batch.Data, trainRows, valRows []batch.Row, opts Options) (*Report, error) {
+	m.rowsPerContext = 16
+	defer func() { m.rowsPerContext = 0 }()
+	return fit(ctx, m, d, m.routeRows(d, trainRows), m.routeRows(d, valRows), opts)
 }
 
 type l1Runner struct {

@@ -19,6 +19,7 @@ func (m *L2) tables() []*batch.Table  { return m.S.Tables() }
 func (m *L2) norms() []*batch.BN      { return []*batch.BN{m.BN} }
 func (m *L2) trains() [][]bool        { return m.Spec.Trains }
 func (m *L2) byRequest() bool         { return false }
+func (m *L2) contexts(n int) int      { return contextsPerBatch(n) }
 
 // TrainL2 trains m on d's training-day impressions of its surfaces with
 // early stopping on the validation day, then fits the calibration on the

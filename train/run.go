@@ -33,6 +33,7 @@ var Baselines = map[string]Baseline{
 	"mlp":           {"l2", func(c *config.Config) { c.Model.L2.Arch = config.ArchMLP }},
 	"l1_mlp":        {"l1", func(c *config.Config) { c.Model.L1.User.Arch, c.Model.L1.AdArch = config.ArchMLP, config.ArchMLP }},
 	"l1_by_product": {"l1", func(c *config.Config) { c.Model.L1.ByProduct = true }},
+	"l1_no_distill": {"l1", func(c *config.Config) { c.Model.L1.Distill = false }},
 }
 
 // BaselineNames lists the known baselines, sorted.
@@ -105,6 +106,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		if err := d.SynthesizeFromEvents(EventNegatives, opts.Seed); err != nil {
 			return nil, fmt.Errorf("%s: %w", opts.Data, err)
 		}
+		cfg.Model.L1.Distill = false // no logged requests, no teacher
 	}
 	if err := os.MkdirAll(opts.ModelDir, 0o755); err != nil {
 		return nil, err
@@ -129,6 +131,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		}
 	}
 	doL1, doL2 := opts.Model == "l1" || opts.Model == "all", opts.Model == "l2" || opts.Model == "all"
+	var ds *distillSet // the teacher-labelled rows, made once for every distilled L1
 	if doL2 {
 		files, err := trainL2Set(ctx, cfg, d, opts, "", vdir, res)
 		if err != nil {
@@ -143,7 +146,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		}
 	}
 	if doL1 {
-		routes, err := trainL1Set(ctx, cfg, d, opts, "", vdir, res)
+		routes, err := trainL1Set(ctx, cfg, d, opts, "", vdir, res, &ds)
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +192,7 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 		case bl.Model == "l2":
 			files, err = trainL2Set(ctx, &bc, d, opts, b, vdir, res)
 		default:
-			files, err = trainL1Set(ctx, &bc, d, opts, b, vdir, res)
+			files, err = trainL1Set(ctx, &bc, d, opts, b, vdir, res, &ds)
 		}
 		if err != nil {
 			return nil, err
@@ -262,7 +265,7 @@ func trainL2Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 
 // trainL1Set trains one L1 per route and writes l1/<route>/{user,ad}; it
 // returns route → files relative to vdir.
-func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts RunOptions, baseline, vdir string, res *RunResult) (map[string][]string, error) {
+func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts RunOptions, baseline, vdir string, res *RunResult, ds **distillSet) (map[string][]string, error) {
 	routes, err := RoutePairs(cfg, cfg.Model.L1.ByProduct)
 	if err != nil {
 		return nil, err
@@ -285,7 +288,17 @@ func trainL1Set(ctx context.Context, cfg *config.Config, d *batch.Data, opts Run
 			return nil, err
 		}
 		o := withBaseline(opts.Options, baseline, m.Name())
-		rep, err := TrainL1(ctx, m, &dd, o)
+		var rep *Report
+		if cfg.Model.L1.Distill {
+			if *ds == nil {
+				if *ds, err = newDistillSet(ctx, cfg, d, opts.Data, opts.Options, res); err != nil {
+					return nil, err
+				}
+			}
+			rep, err = TrainL1Distilled(ctx, m, &dd, (*ds).train, (*ds).val, o)
+		} else {
+			rep, err = TrainL1(ctx, m, &dd, o)
+		}
 		if err != nil {
 			return nil, err
 		}

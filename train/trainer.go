@@ -127,6 +127,8 @@ type net interface {
 	// trains[s][t]: rows of surface s carry task t's loss.
 	trains() [][]bool
 	byRequest() bool
+	// contexts is U for a batch of n rows.
+	contexts(n int) int
 	newRunner(d *batch.Data, n, u int, train bool) (runner, error)
 }
 
@@ -159,7 +161,7 @@ type trainer struct {
 
 func newTrainer(m net, d *batch.Data, opts Options) *trainer {
 	tc := m.config().Train
-	return &trainer{m: m, d: d, opts: opts, opt: NewOptimizer(tc), n: tc.Batch, u: contextsPerBatch(tc.Batch)}
+	return &trainer{m: m, d: d, opts: opts, opt: NewOptimizer(tc), n: tc.Batch, u: m.contexts(tc.Batch)}
 }
 
 // build makes the training graph and its feeder.
@@ -380,7 +382,7 @@ func softplus(z float64) float64 {
 // statistics; sequences are never masked.
 func predictLogits(m net, d *batch.Data, rows []batch.Row) ([]float32, error) {
 	n := m.config().Train.Batch
-	u := contextsPerBatch(n)
+	u := m.contexts(n)
 	r, err := m.newRunner(d, n, u, false)
 	if err != nil {
 		return nil, err
