@@ -102,19 +102,17 @@ func Retrieval(dir string, d *batch.Data, models map[string]*train.L1, opts Retr
 	for i := range allAds {
 		allAds[i] = int32(i)
 	}
-	vecs := map[string]*routeVecs{}
 	pairRoute := map[[2]int]*routeVecs{}
 	for route, m := range models {
 		av, err := m.AdVectors(d, allAds, click)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("route %s: %w", route, err)
 		}
 		uv, err := m.UserVectors(d, reqs, click)
 		if err != nil {
 			return nil, err
 		}
 		rv := &routeVecs{av: av, uv: uv, beta: float64(m.Beta(click)), dim: m.Spec.OutDim}
-		vecs[route] = rv
 		for _, p := range m.Pairs {
 			pairRoute[p] = rv
 		}
