@@ -33,14 +33,14 @@ type Options struct {
 
 // Report summarises a run.
 type Report struct {
-	Steps         int
-	Epochs        int
-	BestEpoch     int
-	ValLogLoss    []float64 // per epoch, summed over tasks, mean per row
-	TrainExamples int
-	Seconds       float64
-	ExamplesPerS  float64
-	Interrupted   bool
+	Steps         int       `json:"steps"`
+	Epochs        int       `json:"epochs"`
+	BestEpoch     int       `json:"best_epoch"`
+	ValLogLoss    []float64 `json:"validation_log_loss"` // per epoch, summed over tasks, mean per row
+	TrainExamples int       `json:"train_examples"`
+	Seconds       float64   `json:"seconds"`
+	ExamplesPerS  float64   `json:"examples_per_s"`
+	Interrupted   bool      `json:"interrupted,omitempty"`
 }
 
 // contextsPerBatch is U for a batch of n rows. Requests carry 3.5 rows on
