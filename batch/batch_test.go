@@ -277,3 +277,29 @@ func TestResolveFeaturesRejectsUnknown(t *testing.T) {
 		t.Fatalf("error %v, want one naming features.user[6] shoe_size", err)
 	}
 }
+
+// TestFeederRejectsOversizedBatch: more rows or contexts than the graph
+// takes is an error, not an index panic.
+func TestFeederRejectsOversizedBatch(t *testing.T) {
+	d, err := load(t, tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSparse("t", d.Cfg, d.Feat, 1, true, true, true, true)
+	f := NewL2Feeder(d, s, NewBN(5, d.Cfg.Model), 4, 1, false)
+	var rows []Row
+	for i := 0; i < 2; i++ { // two requests of different users: two contexts
+		r := &d.Requests[i*50]
+		rows = append(rows, Row{Req: int32(i * 50), AdRow: d.Imps[r.First].AdRow, Weight: 1})
+	}
+	if err := f.Fill(rows, false, nil); err == nil || !strings.Contains(err.Error(), "contexts") {
+		t.Fatalf("two contexts into one: %v", err)
+	}
+	if err := f.Fill(append(rows, rows...)[:5], false, nil); err == nil || !strings.Contains(err.Error(), "rows") {
+		t.Fatalf("five rows into four: %v", err)
+	}
+	l1 := NewL1Feeder(d, s, s, NewBN(2, d.Cfg.Model), NewBN(3, d.Cfg.Model), 4, 1)
+	if err := l1.Fill(rows, false, nil); err == nil || !strings.Contains(err.Error(), "requests") {
+		t.Fatalf("two requests into one: %v", err)
+	}
+}

@@ -1,6 +1,9 @@
 package batch
 
-import "math/rand/v2"
+import (
+	"fmt"
+	"math/rand/v2"
+)
 
 // L1Feeder fills the inputs of a two-tower graph: the user side once per
 // request (U contexts), the ad side per row (N).
@@ -59,9 +62,12 @@ func NewL1Feeder(d *Data, user, ad *Sparse, ubn, abn *BN, n, u int) *L1Feeder {
 	return f
 }
 
-// Fill writes rows (≤ N over ≤ U distinct requests). Rows of one request
-// share its user-side context.
-func (f *L1Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
+// Fill writes rows (≤ N over ≤ U distinct requests; more is an error).
+// Rows of one request share its user-side context.
+func (f *L1Feeder) Fill(rows []Row, train bool, rng *rand.Rand) error {
+	if len(rows) > f.N {
+		return fmt.Errorf("batch of %d rows, the graph takes %d", len(rows), f.N)
+	}
 	d, cfg := f.D, f.D.Cfg
 	ft := d.Feat
 	f.UX.Reset()
@@ -80,6 +86,9 @@ func (f *L1Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 		c, ok := f.ctx[row.Req]
 		if !ok {
 			c = len(f.ctx)
+			if c == f.U {
+				return fmt.Errorf("batch spans more than %d requests", f.U)
+			}
 			f.ctx[row.Req] = c
 			u := int(req.UserRow)
 			for i := range ft.UserCat {
@@ -125,6 +134,7 @@ func (f *L1Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 	}
 	f.UBN.Normalize(f.UDense, f.U, f.ULive, train)
 	f.ABN.Normalize(f.ADense, f.N, f.ALive, train)
+	return nil
 }
 
 func contextIndex(ft *Features, name string) int {

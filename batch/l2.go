@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/tandemml/tandem/config"
@@ -109,8 +110,12 @@ func ContextKey(r *Request) [2]int64 { return [2]int64{r.UserID, r.TsMs} }
 // Fill writes rows (at most N; the rest is padding) into the buffers. With
 // train, dense features use batch statistics and, when rng is non-nil,
 // sequences are masked as SYSTEM.md §2 says (drop [t−w, t) with
-// probability p). Rows must span at most U contexts.
-func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
+// probability p). More than N rows or U contexts is an error (pack rows
+// first).
+func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) error {
+	if len(rows) > f.N {
+		return fmt.Errorf("batch of %d rows, the graph takes %d", len(rows), f.N)
+	}
 	d, cfg := f.D, f.D.Cfg
 	ft := d.Feat
 	f.X.Reset()
@@ -179,6 +184,9 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 			c, ok := f.ctxKey[k]
 			if !ok {
 				c = len(f.ctxKey)
+				if c == f.U {
+					return fmt.Errorf("batch spans more than %d (user, request time) contexts", f.U)
+				}
 				f.ctxKey[k] = c
 				f.Seq.Fill(c, req, train, rng)
 			}
@@ -190,7 +198,7 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 	}
 	f.BN.Normalize(f.Dense, f.N, f.Live, train)
 	if f.NoSeq {
-		return
+		return nil
 	}
 	for c := len(f.ctxKey); c < f.U; c++ {
 		f.Seq.Fill(c, nil, false, nil)
@@ -218,4 +226,5 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) {
 			f.TAAny[r*f.Dim+k] = v
 		}
 	}
+	return nil
 }

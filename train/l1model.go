@@ -152,10 +152,12 @@ func (m *L1) newRunner(d *batch.Data, n, u int, train bool) (runner, error) {
 	return &l1Runner{m: m, g: g, f: batch.NewL1Feeder(d, m.User, m.Ad, m.UBN, m.ABN, n, u)}, nil
 }
 
-func (r *l1Runner) fill(rows []batch.Row, train bool, rng *rand.Rand) { r.f.Fill(rows, train, rng) }
-func (r *l1Runner) close()                                            { r.g.Close() }
-func (r *l1Runner) loss() float64                                     { return float64(r.g.Loss.Value().Data().(float32)) }
-func (r *l1Runner) logits() []float32                                 { return f32(r.g.Logits) }
+func (r *l1Runner) fill(rows []batch.Row, train bool, rng *rand.Rand) error {
+	return r.f.Fill(rows, train, rng)
+}
+func (r *l1Runner) close()            { r.g.Close() }
+func (r *l1Runner) loss() float64     { return float64(r.g.Loss.Value().Data().(float32)) }
+func (r *l1Runner) logits() []float32 { return f32(r.g.Logits) }
 
 func (r *l1Runner) run() error {
 	g, f := r.g, r.f
@@ -330,7 +332,9 @@ func (m *L1) AdVectors(d *batch.Data, ads []int32, k int) ([]float32, error) {
 		for _, a := range ads[i:min(i+n, len(ads))] {
 			rows = append(rows, batch.Row{Req: req[0], Imp: -1, AdRow: a})
 		}
-		lr.fill(rows, false, nil)
+		if err := lr.fill(rows, false, nil); err != nil {
+			return nil, err
+		}
 		if err := lr.run(); err != nil {
 			return nil, err
 		}
@@ -358,7 +362,9 @@ func (m *L1) UserVectors(d *batch.Data, reqs []int32, k int) ([]float32, error) 
 		for _, q := range reqs[i:min(i+u, len(reqs))] {
 			rows = append(rows, batch.Row{Req: q, Imp: -1, AdRow: 0})
 		}
-		lr.fill(rows, false, nil)
+		if err := lr.fill(rows, false, nil); err != nil {
+			return nil, err
+		}
 		if err := lr.run(); err != nil {
 			return nil, err
 		}

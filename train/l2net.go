@@ -57,10 +57,12 @@ func (m *L2) newRunner(d *batch.Data, n, u int, train bool) (runner, error) {
 	return &l2Runner{m: m, g: g, f: batch.NewL2Feeder(d, m.S, m.BN, n, u, m.Spec.Logistic())}, nil
 }
 
-func (r *l2Runner) fill(rows []batch.Row, train bool, rng *rand.Rand) { r.f.Fill(rows, train, rng) }
-func (r *l2Runner) close()                                            { r.g.Close() }
-func (r *l2Runner) loss() float64                                     { return float64(r.g.Loss.Value().Data().(float32)) }
-func (r *l2Runner) logits() []float32                                 { return f32(r.g.Logits) }
+func (r *l2Runner) fill(rows []batch.Row, train bool, rng *rand.Rand) error {
+	return r.f.Fill(rows, train, rng)
+}
+func (r *l2Runner) close()            { r.g.Close() }
+func (r *l2Runner) loss() float64     { return float64(r.g.Loss.Value().Data().(float32)) }
+func (r *l2Runner) logits() []float32 { return f32(r.g.Logits) }
 
 func (r *l2Runner) run() error {
 	g, f := r.g, r.f

@@ -134,7 +134,7 @@ type net interface {
 
 // runner is one built graph with its feeder.
 type runner interface {
-	fill(rows []batch.Row, train bool, rng *rand.Rand)
+	fill(rows []batch.Row, train bool, rng *rand.Rand) error
 	run() error
 	loss() float64
 	logits() []float32 // N × T
@@ -329,7 +329,9 @@ func (t *trainer) step(rows []batch.Row) (float64, error) {
 		scaled[i] = r
 	}
 	rng := rand.New(rand.NewPCG(t.opts.Seed^0x5e9, uint64(t.epoch)<<32|uint64(t.batchI)))
-	t.r.fill(scaled, true, rng)
+	if err := t.r.fill(scaled, true, rng); err != nil {
+		return 0, err
+	}
 	if err := t.r.run(); err != nil {
 		return 0, err
 	}
@@ -391,7 +393,9 @@ func predictLogits(m net, d *batch.Data, rows []batch.Row) ([]float32, error) {
 	nt := len(m.config().Tasks)
 	out := make([]float32, 0, len(rows)*nt)
 	for _, b := range Pack(d, rows, n, u, m.byRequest()) {
-		r.fill(b, false, nil)
+		if err := r.fill(b, false, nil); err != nil {
+			return nil, err
+		}
 		if err := r.run(); err != nil {
 			return nil, err
 		}
