@@ -295,7 +295,7 @@ func TestFeederRejectsOversizedBatch(t *testing.T) {
 	if err := f.Fill(rows, false, nil); err == nil || !strings.Contains(err.Error(), "contexts") {
 		t.Fatalf("two contexts into one: %v", err)
 	}
-	if err := f.Fill(append(rows, rows...)[:5], false, nil); err == nil || !strings.Contains(err.Error(), "rows") {
+	if err := f.Fill(append(append(rows, rows...), rows[0]), false, nil); err == nil || !strings.Contains(err.Error(), "rows") {
 		t.Fatalf("five rows into four: %v", err)
 	}
 	l1 := NewL1Feeder(d, s, s, NewBN(2, d.Cfg.Model), NewBN(3, d.Cfg.Model), 4, 1)
