@@ -28,7 +28,6 @@ func smallModel() *config.Config {
 	c.Model.L1.OutDim = 16
 	c.Train.Batch = 64
 	c.Train.WarmupSteps = 10
-	c.Train.EmbedLR = 0.002 // embeddings overfit the tiny data at higher rates
 	c.Train.Epochs = 6
 	c.Train.Patience = 2
 	return c
