@@ -78,7 +78,7 @@ func BuildL1(w *Weights, spec L1Spec, n, u int, train bool) (*L1Graph, error) {
 			uparts = append(uparts, b.affine("user.bn", in.UserDense))
 		}
 		ux := must(G.Concat(1, append(uparts, proj)...))
-		hs := b.trunk("user.trunk", ux, spec.User, len(spec.Tasks))
+		hs := b.trunk("user.trunk", ux, spec.User, spec.Trains)
 		// Ad tower, per row.
 		ad := must(G.Concat(1, in.AdX, b.affine("ad.bn", in.AdDense)))
 		ah := ad
@@ -90,6 +90,11 @@ func BuildL1(w *Weights, spec L1Spec, n, u int, train bool) (*L1Graph, error) {
 		m.User = make([]*G.Node, len(spec.Tasks))
 		m.Ad = make([]*G.Node, len(spec.Tasks))
 		for k, task := range spec.Tasks {
+			if !spec.Trains[k] { // no route row trains it: no heads, a zero logit
+				zs[k] = must(G.HadamardProd(must(G.Sum(in.AdDense, 1)), b.scalar(0)))
+				zs[k] = must(CopyReshape(zs[k], n, 1))
+				continue
+			}
 			ut := b.linear("user.head."+task, hs[k], spec.OutDim)
 			at := b.linear("ad.head."+task, ah, spec.OutDim)
 			m.User[k], m.Ad[k] = ut, at

@@ -98,7 +98,13 @@ func BuildL2(w *Weights, spec L2Spec, n, u int, train bool) (*L2Graph, error) {
 				hs[t] = x0
 			}
 		} else {
-			hs = b.trunk("trunk", x0, spec.Trunk, len(spec.Tasks))
+			want := make([]bool, len(spec.Tasks))
+			for _, row := range spec.Trains {
+				for t, ok := range row {
+					want[t] = want[t] || ok
+				}
+			}
+			hs = b.trunk("trunk", x0, spec.Trunk, want)
 		}
 		zs := make([]*G.Node, len(spec.Tasks))
 		for t, task := range spec.Tasks {

@@ -308,3 +308,19 @@ func TestL2NamesAreUnique(t *testing.T) {
 		t.Fatalf("graph binds %d parameters, weights hold %d (hash-consing merged some)", len(m.Params), len(w.Params()))
 	}
 }
+
+// TestBuildWithUntrainedTask: a task no served surface trains (a
+// per-surface model of search, which has no hide) gets no gate or head and
+// the graph still builds its gradients.
+func TestBuildWithUntrainedTask(t *testing.T) {
+	spec := tinyL2Spec("mmoe_dcn")
+	spec.Trains = [][]bool{{true, false}, {false, false}}
+	if _, err := BuildL2(NewWeights(tensor.Float32, 1), spec, 6, 4, true); err != nil {
+		t.Fatal(err)
+	}
+	l1 := tinyL1Spec("mmoe_dcn")
+	l1.Trains = []bool{true, false}
+	if _, err := BuildL1(NewWeights(tensor.Float32, 1), l1, 6, 4, true); err != nil {
+		t.Fatal(err)
+	}
+}

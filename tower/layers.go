@@ -128,14 +128,18 @@ func (b *builder) expert(name string, x *G.Node, s TrunkSpec) *G.Node {
 	return b.mlp(name+".mlp", h, s.ExpertMLP)
 }
 
-// trunk returns one output per task. For mmoe_dcn: h_t = Σ_i softmax(MLP_t(x))_i f_i(x).
-// For mlp: one shared MLP of widths [D, ExpertMLP...] serves every task.
-func (b *builder) trunk(name string, x *G.Node, s TrunkSpec, tasks int) []*G.Node {
-	out := make([]*G.Node, tasks)
+// trunk returns one output per task (nil where want[t] is false: a task
+// nothing trains gets no gate, whose weights would have no gradient). For
+// mmoe_dcn: h_t = Σ_i softmax(MLP_t(x))_i f_i(x). For mlp: one shared MLP of
+// widths [D, ExpertMLP...] serves every task.
+func (b *builder) trunk(name string, x *G.Node, s TrunkSpec, want []bool) []*G.Node {
+	out := make([]*G.Node, len(want))
 	if s.Arch == "mlp" {
 		h := b.mlp(name+".mlp", x, append([]int{s.ExpertDim}, s.ExpertMLP...))
 		for t := range out {
-			out[t] = h
+			if want[t] {
+				out[t] = h
+			}
 		}
 		return out
 	}
@@ -151,6 +155,9 @@ func (b *builder) trunk(name string, x *G.Node, s TrunkSpec, tasks int) []*G.Nod
 	}
 	f := must(CopyReshape(stack, n, s.Experts, h)) // (n, E, H)
 	for t := range out {
+		if !want[t] {
+			continue
+		}
 		gname := fmt.Sprintf("%s.gate.%d", name, t)
 		g := b.linear(gname+".out", b.mlp(gname, x, s.GateMLP), s.Experts)
 		g = must(G.SoftMax(g, 1))

@@ -58,6 +58,14 @@ func L1SpecFor(cfg *config.Config, f *batch.Features) tower.L1Spec {
 // NewL1 initialises a route's model from seed.
 func NewL1(cfg *config.Config, f *batch.Features, route string, pairs [][2]int, seed uint64) (*L1, error) {
 	m := &L1{Cfg: cfg, Feat: f, Spec: L1SpecFor(cfg, f), Route: route, Pairs: pairs}
+	// Only the tasks some routed surface trains get heads.
+	tm := batch.TrainsMatrix(cfg)
+	m.Spec.Trains = make([]bool, len(cfg.Tasks))
+	for _, p := range pairs {
+		for t, ok := range tm[p[0]] {
+			m.Spec.Trains[t] = m.Spec.Trains[t] || ok
+		}
+	}
 	m.W = tower.NewWeights(tensor.Float32, seed)
 	m.User = batch.NewSparse("l1.user", cfg, f, seed+1, true, false, true, true, "surface", "view_type")
 	m.Ad = batch.NewSparse("l1.ad", cfg, f, seed+2, false, true, false, false)
