@@ -77,7 +77,7 @@ type RunResult struct {
 // writes a new version under opts.ModelDir with the exports and a
 // manifest, and makes it CURRENT. What it does not train is carried over
 // from the CURRENT version, if any.
-func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
+func Run(ctx context.Context, opts RunOptions) (_ *RunResult, err error) {
 	cfg, man, err := batch.DataConfig(opts.Data, opts.Config, opts.ExplicitConfig)
 	if err != nil {
 		return nil, err
@@ -117,6 +117,11 @@ func Run(ctx context.Context, opts RunOptions) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil { // never leave a half-written, unlisted version behind
+			os.RemoveAll(vdir)
+		}
+	}()
 	res := &RunResult{Version: version, VersionDir: vdir, Reports: map[string]*Report{}}
 	mf := &modeldir.Manifest{Format: modeldir.FormatVersion, Version: version, CreatedAt: time.Now().UTC().Format(time.RFC3339),
 		RunID: runID, Seed: opts.Seed, SchemaHash: cfg.SchemaHash(), Config: cfg.JSON(),

@@ -271,3 +271,19 @@ func TestAdagradTrains(t *testing.T) {
 		t.Fatal("the campaign table did not move")
 	}
 }
+
+// TestRunFailureLeavesNoVersion: a run that fails after creating its
+// version directory removes it and leaves CURRENT alone.
+func TestRunFailureLeavesNoVersion(t *testing.T) {
+	md := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, RunOptions{Data: tinyDir, ModelDir: md, Config: tinyConfig(), Model: "l2", Seed: 1, Options: Options{Seed: 1}})
+	if err == nil {
+		t.Fatal("a cancelled run succeeded")
+	}
+	entries, _ := os.ReadDir(md)
+	if len(entries) != 0 {
+		t.Fatalf("a failed run left %v behind", entries)
+	}
+}
