@@ -124,19 +124,19 @@ func ModelL2(name string, d *batch.Data, oracle *OracleReport, rows []batch.Row,
 		}
 	}
 	rep := &ModelReport{Model: name}
-	for _, os := range oracle.Slices {
-		a := accs[[3]string{os.Surface, os.ViewType, os.Task}]
-		s := cfg.SurfaceIndex(os.Surface)
-		if a == nil || s < 0 || !batch.TrainsMatrix(cfg)[s][cfg.TaskIndex(os.Task)] {
+	for _, or := range oracle.Slices {
+		a := accs[[3]string{or.Surface, or.ViewType, or.Task}]
+		s := cfg.SurfaceIndex(or.Surface)
+		if a == nil || s < 0 || !batch.TrainsMatrix(cfg)[s][cfg.TaskIndex(or.Task)] {
 			continue
 		}
-		if int64(len(a.p)) != os.Count {
-			return nil, fmt.Errorf("slice %s/%s/%s: %d model rows, oracle counted %d", os.Surface, os.ViewType, os.Task, len(a.p), os.Count)
+		if int64(len(a.p)) != or.Count {
+			return nil, fmt.Errorf("slice %s/%s/%s: %d model rows, oracle counted %d", or.Surface, or.ViewType, or.Task, len(a.p), or.Count)
 		}
-		ms := ModelSlice{Slice: os}
+		ms := ModelSlice{Slice: or}
 		ms.ModelLogLoss = metric.LogLoss(a.p, a.y)
-		ms.CapturedShare = (os.BaseLogLoss - ms.ModelLogLoss) / (os.BaseLogLoss - os.BayesLogLoss)
-		ms.NE = ms.ModelLogLoss / os.BaseLogLoss
+		ms.CapturedShare = (or.BaseLogLoss - ms.ModelLogLoss) / (or.BaseLogLoss - or.BayesLogLoss)
+		ms.NE = ms.ModelLogLoss / or.BaseLogLoss
 		ms.ModelAUC = metric.AUC(a.p, a.y)
 		yf := make([]float64, len(a.y))
 		var sp, spt float64
@@ -156,12 +156,12 @@ func ModelL2(name string, d *batch.Data, oracle *OracleReport, rows []batch.Row,
 		if plotsDir != "" {
 			bins, err := metric.Reliability(a.p, yf, 15)
 			if err == nil {
-				v := os.ViewType
+				v := or.ViewType
 				if v == "*" {
 					v = "all"
 				}
-				path := filepath.Join(plotsDir, fmt.Sprintf("%s_%s_%s_%s.png", name, os.Surface, v, os.Task))
-				if err := plots.Reliability(path, fmt.Sprintf("%s %s/%s %s", name, os.Surface, v, os.Task), bins); err != nil {
+				path := filepath.Join(plotsDir, fmt.Sprintf("%s_%s_%s_%s.png", name, or.Surface, v, or.Task))
+				if err := plots.Reliability(path, fmt.Sprintf("%s %s/%s %s", name, or.Surface, v, or.Task), bins); err != nil {
 					return nil, err
 				}
 			}
