@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tandemml/tandem/internal/atomicfile"
 )
 
 const (
@@ -391,15 +393,7 @@ func syncTree(dir string) error {
 }
 
 func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := atomicfile.Sync(p); err != nil {
 		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	return nil
@@ -471,42 +465,10 @@ func copyFile(src, dst string) (err error) {
 	return nil
 }
 
-// writeAtomic writes b to p through a temporary file in p's directory:
-// write, sync, rename, sync the directory.
-func writeAtomic(p string, b []byte) (err error) {
-	dir, base := filepath.Split(p)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
+// writeAtomic replaces p with b (see package atomicfile).
+func writeAtomic(p string, b []byte) error {
+	return atomicfile.Write(p, func(w io.Writer) error {
+		_, err := w.Write(b)
 		return err
-	}
-	tmp := f.Name()
-	closed := false
-	defer func() {
-		if err != nil {
-			if !closed {
-				f.Close()
-			}
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return syncPath(dir)
+	})
 }
