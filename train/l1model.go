@@ -185,9 +185,7 @@ func (r *l1Runner) run() error {
 func (r *l1Runner) apply(opt *Optimizer, scale float64) {
 	g := r.g
 	np := len(g.Params)
-	for i, p := range g.Params {
-		opt.Dense(p.Name(), r.m.W.Get(p.Name()).Data(), f32(g.Grads[i]), scale)
-	}
+	stepDense(opt, r.m.W, g.Params, g.Grads, scale)
 	r.f.UX.Scatter(f32(g.Grads[np]))
 	r.f.AX.Scatter(f32(g.Grads[np+1]))
 	r.f.Tok.Scatter(f32(g.Grads[np+2]))

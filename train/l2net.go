@@ -88,9 +88,7 @@ func (r *l2Runner) run() error {
 func (r *l2Runner) apply(opt *Optimizer, scale float64) {
 	g := r.g
 	np := len(g.Params)
-	for i, p := range g.Params {
-		opt.Dense(p.Name(), r.m.W.Get(p.Name()).Data(), f32(g.Grads[i]), scale)
-	}
+	stepDense(opt, r.m.W, g.Params, g.Grads, scale)
 	r.f.X.Scatter(f32(g.Grads[np]))
 	r.f.Ad.Scatter(f32(g.Grads[np+1]))
 	if !g.Spec.Logistic() {

@@ -144,6 +144,14 @@ type runner interface {
 	close()
 }
 
+// stepDense applies one optimiser step to every parameter of a graph from
+// the gradient nodes that follow the same order.
+func stepDense(opt *Optimizer, w *tower.Weights, params, grads G.Nodes, scale float64) {
+	for i, p := range params {
+		opt.Dense(p.Name(), w.Get(p.Name()).Data(), f32(grads[i]), scale)
+	}
+}
+
 // trainer holds one run's state.
 type trainer struct {
 	m      net
