@@ -25,9 +25,6 @@ type L2Feeder struct {
 	S      *Sparse
 	BN     *BN
 	N, U   int
-	L, SD  int // sequence length and short-term positions
-	Dim    int // d
-	Heads  int
 	NoSeq  bool
 	Trains [][]bool // surface × task
 
@@ -49,8 +46,7 @@ type L2Feeder struct {
 // logistic baseline).
 func NewL2Feeder(d *Data, s *Sparse, bn *BN, n, u int, noSeq bool) *L2Feeder {
 	cfg := d.Cfg
-	f := &L2Feeder{D: d, S: s, BN: bn, N: n, U: u, L: cfg.Sequence.Length, SD: cfg.Sequence.ShortTerm,
-		Dim: cfg.Model.Seq.Dim, Heads: cfg.Model.Seq.Heads, NoSeq: noSeq, ctxKey: map[[2]int64]int{}}
+	f := &L2Feeder{D: d, S: s, BN: bn, N: n, U: u, NoSeq: noSeq, ctxKey: map[[2]int64]int{}}
 	if !noSeq {
 		f.Seq = NewSeq(d, s, u)
 	}
