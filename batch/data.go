@@ -19,10 +19,9 @@ type Data struct {
 	Manifest *data.Manifest
 	Feat     *Features
 
-	ItemRow    map[int64]int32
-	ItemIDs    []int64
-	ItemEmb    []float32 // items × ContentDim
-	ContentDim int
+	ItemRow map[int64]int32
+	ItemIDs []int64
+	ItemEmb []float32 // items × Feat.ContentDim
 
 	AdRow      map[int64]int32
 	AdIDs      []int64

@@ -43,7 +43,7 @@ func Load(dir string, cfg *config.Config, m *data.Manifest) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Data{Cfg: cfg, Manifest: m, Feat: feat, ContentDim: feat.ContentDim}
+	d := &Data{Cfg: cfg, Manifest: m, Feat: feat}
 	if err := d.loadItems(dir); err != nil {
 		return nil, err
 	}
@@ -75,8 +75,8 @@ func (d *Data) loadItems(dir string) error {
 	d.ItemRow = map[int64]int32{}
 	return data.ForEach(dir, data.TableItems, 8192, func(rows []data.Item) error {
 		for _, it := range rows {
-			if len(it.ContentEmb) != d.ContentDim {
-				return fmt.Errorf("%s: item %d: content_emb has %d values, the schema says %d", tablePath(dir, data.TableItems), it.ItemID, len(it.ContentEmb), d.ContentDim)
+			if len(it.ContentEmb) != d.Feat.ContentDim {
+				return fmt.Errorf("%s: item %d: content_emb has %d values, the schema says %d", tablePath(dir, data.TableItems), it.ItemID, len(it.ContentEmb), d.Feat.ContentDim)
 			}
 			if _, dup := d.ItemRow[it.ItemID]; dup {
 				return fmt.Errorf("%s: item %d repeats", tablePath(dir, data.TableItems), it.ItemID)
