@@ -83,6 +83,22 @@ func NewL2Feeder(d *Data, s *Sparse, bn *BN, n, u int, noSeq bool) *L2Feeder {
 	return f
 }
 
+// ContextCode is the code of context feature c for a row of req shown at
+// position pos.
+func (d *Data) ContextCode(c config.Feature, req *Request, pos int32) int32 {
+	switch c.Name {
+	case "surface":
+		return CodeString(c, d.Cfg.Surfaces[req.Surface].Name)
+	case "view_type":
+		return CodeString(c, d.Cfg.ViewTypes()[req.View])
+	case "query_topic":
+		return CodeInt(c, int64(req.QueryTopic))
+	case "position":
+		return CodeInt(c, int64(pos))
+	}
+	return 0
+}
+
 // TrainsMatrix returns [surface][task]: whether the surface trains the task.
 func TrainsMatrix(cfg *config.Config) [][]bool {
 	out := make([][]bool, len(cfg.Surfaces))
@@ -141,18 +157,7 @@ func (f *L2Feeder) Fill(rows []Row, train bool, rng *rand.Rand) error {
 		f.X.SetFixed(r, seg, d.UserEmb[u*ft.UserEmbDim:(u+1)*ft.UserEmbDim])
 		seg++
 		for i, c := range ft.Context {
-			var code int32
-			switch c.Name {
-			case "surface":
-				code = CodeString(c, cfg.Surfaces[req.Surface].Name)
-			case "view_type":
-				code = CodeString(c, cfg.ViewTypes()[req.View])
-			case "query_topic":
-				code = CodeInt(c, int64(req.QueryTopic))
-			case "position":
-				code = CodeInt(c, int64(row.Position))
-			}
-			f.X.SetRow(r, seg+i, code)
+			f.X.SetRow(r, seg+i, d.ContextCode(c, req, row.Position))
 		}
 		seg += len(ft.Context)
 		if req.CtxItemRow >= 0 {

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"math"
+)
+
+// linear is y = x Wᵀ + b with W stored [out, in].
+type linear struct {
+	in, out int
+	w, b    []float32
+}
+
+func newLinear(w, b []float32, out, in int) *linear {
+	return &linear{in: in, out: out, w: w, b: b}
+}
+
+// fuse stacks layers reading the same input into one: its output columns
+// are each layer's in order.
+func fuse(ls ...*linear) *linear {
+	f := &linear{in: ls[0].in}
+	for _, l := range ls {
+		f.out += l.out
+		f.w = append(f.w, l.w...)
+		if l.b == nil {
+			l = &linear{b: make([]float32, l.out)}
+		}
+		f.b = append(f.b, l.b...)
+	}
+	return f
+}
+
+// apply computes dst[i*ldd+j] = x[i*ldx:]·W[j] + b[j] (then ReLU) for m rows.
+func (l *linear) apply(w *Worker, dst []float32, ldd int, x []float32, ldx, m int, relu bool) {
+	for i := 0; i < m; i++ {
+		xr := x[i*ldx : i*ldx+l.in]
+		for j := 0; j < l.out; j++ {
+			wr := l.w[j*l.in : (j+1)*l.in]
+			var s float32
+			for k, v := range xr {
+				s += v * wr[k]
+			}
+			if l.b != nil {
+				s += l.b[j]
+			}
+			if relu && s < 0 {
+				s = 0
+			}
+			dst[i*ldd+j] = s
+		}
+	}
+}
+
+// mlpApply runs a stack of Linear + ReLU layers over m rows of x, returning
+// the last layer's output (m × width) from the worker's scratch.
+func mlpApply(w *Worker, ls []*linear, x []float32, ldx, m int) ([]float32, int) {
+	for _, l := range ls {
+		y := w.a.floats(m * l.out)
+		l.apply(w, y, l.out, x, ldx, m, true)
+		x, ldx = y, l.out
+	}
+	return x, ldx
+}
+
+// crossCombine sets h = x0 ⊙ h + x over m rows (the DCNv2 cross after its
+// Linear), each with its own leading dimension.
+func crossCombine(h []float32, ldh int, x0 []float32, ld0 int, x []float32, ldx, m, d int) {
+	for i := 0; i < m; i++ {
+		hr, ar, xr := h[i*ldh:i*ldh+d], x0[i*ld0:i*ld0+d], x[i*ldx:i*ldx+d]
+		for k := range hr {
+			hr[k] = ar[k]*hr[k] + xr[k]
+		}
+	}
+}
+
+// softmax replaces x by its softmax, subtracting the maximum first.
+func softmax(x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	var s float32
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		s += e
+	}
+	for i := range x {
+		x[i] /= s
+	}
+}
+
+// layerNorm normalises each row of x (rows × d) in place, then applies
+// gain and bias; eps 1e-5 as in training.
+func layerNorm(x []float32, d int, gain, bias []float32) {
+	for r := 0; r+d <= len(x); r += d {
+		row := x[r : r+d]
+		var mean float32
+		for _, v := range row {
+			mean += v
+		}
+		mean /= float32(d)
+		var vr float32
+		for _, v := range row {
+			vr += (v - mean) * (v - mean)
+		}
+		vr /= float32(d)
+		inv := 1 / float32(math.Sqrt(float64(vr+1e-5)))
+		for k, v := range row {
+			row[k] = (v-mean)*inv*gain[k] + bias[k]
+		}
+	}
+}
+
+// bn is Resilient BatchNorm at serving: running statistics, the clamp c and
+// the variance floor v_min, then the learned affine map.
+type bn struct {
+	mean, sd     []float64
+	clamp        float64
+	weight, bias []float32
+}
+
+func readBN(s *source, name string, n int) *bn {
+	w := s.get(name+".weight", n)
+	b := s.get(name+".bias", n)
+	mean := s.get(name+".running_mean", n)
+	vr := s.get(name+".running_var", n)
+	cfg := s.get(name+".config", 2)
+	if s.err != nil {
+		return nil
+	}
+	out := &bn{clamp: float64(cfg[0]), weight: w, bias: b, mean: make([]float64, n), sd: make([]float64, n)}
+	for i := range n {
+		out.mean[i] = float64(mean[i])
+		out.sd[i] = math.Sqrt(max(float64(vr[i]), float64(cfg[1])))
+	}
+	return out
+}
+
+// apply writes the normalised, affine-mapped values of raw[j] into dst[j],
+// for j < len(mean), offsetting into the feature list by first.
+func (b *bn) apply(dst, raw []float32, first int) {
+	for j, x := range raw {
+		k := first + j
+		mu, sd := b.mean[k], b.sd[k]
+		v := min(max(float64(x), mu-b.clamp*sd), mu+b.clamp*sd)
+		z := min(max((v-mu)/sd, -b.clamp), b.clamp)
+		if math.IsNaN(z) {
+			z = 0
+		}
+		dst[j] = float32(z)*b.weight[k] + b.bias[k]
+	}
+}
