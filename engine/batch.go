@@ -44,6 +44,7 @@ type Dims struct {
 	UserContextRows                     []int // L1 user: surface, view_type
 	Actions, Surfaces, AgeBuckets       int
 	Views                               int // L2: the surface's view types
+	Names                               InputNames
 }
 
 // InputError is a bad Batch: the field, the row (−1 when the whole field

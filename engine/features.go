@@ -20,6 +20,24 @@ type features struct {
 	pretrained, content       int
 }
 
+// names lists the feature names of each input block.
+func (f *features) names(userContext []config.Feature) InputNames {
+	n := InputNames{UserDense: f.userDense, AdDense: f.adDense}
+	for _, c := range f.userCats {
+		n.UserCats = append(n.UserCats, c.Name)
+	}
+	for _, c := range f.context {
+		n.Context = append(n.Context, c.Name)
+	}
+	for _, c := range f.adCats {
+		n.AdCats = append(n.AdCats, c.Name)
+	}
+	for _, c := range userContext {
+		n.UserContext = append(n.UserContext, c.Name)
+	}
+	return n
+}
+
 func splitFeatures(cfg *config.Config) features {
 	var f features
 	for _, ft := range cfg.Features.User {

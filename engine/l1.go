@@ -48,7 +48,7 @@ func LoadL1User(path string) (*L1User, error) {
 	}
 	d := &m.dims
 	*d = Dims{UserCats: len(ft.userCats), UserDense: len(ft.userDense), Pretrained: ft.pretrained,
-		Content: ft.content, L: cfg.Sequence.Length, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets}
+		Content: ft.content, L: cfg.Sequence.Length, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Names: ft.names(ctx)}
 	m.userCat, d.UserCatRows = readTables(s, ft.userCats, e)
 	m.ctxCat, d.UserContextRows = readTables(s, ctx, e)
 	if d.UserDense > 0 {
@@ -176,7 +176,7 @@ func LoadL1Ad(path string) (*L1Ad, error) {
 	s := newSource(f, "l1.ad.")
 	m := &L1Ad{Cfg: cfg, Route: meta.Route, Tasks: cfg.Tasks, OutDim: mc.L1.OutDim, e: e}
 	d := &m.dims
-	*d = Dims{AdCats: len(ft.adCats), AdDense: len(ft.adDense), Content: ft.content}
+	*d = Dims{AdCats: len(ft.adCats), AdDense: len(ft.adDense), Content: ft.content, Names: ft.names(nil)}
 	m.adCat, d.AdCatRows = readTables(s, ft.adCats, e)
 	m.bn = readBN(s, "bn", d.AdDense)
 	m.xW = d.AdCats*e + d.Content + d.AdDense

@@ -58,7 +58,7 @@ func LoadL2(path string) (*L2, error) {
 	d := &m.dims
 	*d = Dims{UserCats: len(ft.userCats), UserDense: len(ft.userDense), Pretrained: ft.pretrained,
 		Context: len(ft.context), AdCats: len(ft.adCats), AdDense: len(ft.adDense), Content: ft.content,
-		L: cfg.Sequence.Length, Actions: 0, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Views: len(m.ViewTypes)}
+		L: cfg.Sequence.Length, Actions: 0, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Views: len(m.ViewTypes), Names: ft.names(nil)}
 	m.userCat, d.UserCatRows = readTables(s, ft.userCats, e)
 	m.ctxCat, d.ContextRows = readTables(s, ft.context, e)
 	m.adCat, d.AdCatRows = readTables(s, ft.adCats, e)
