@@ -41,7 +41,7 @@ func benchExports(b *testing.B) string {
 
 // BenchmarkL1User: the user tower over full-length (L = 32) sequences.
 func BenchmarkL1User(b *testing.B) {
-	m, err := engine.LoadL1User(filepath.Join(benchExports(b), "l1", "all", "user.safetensors"))
+	m, err := engine.LoadL1User(filepath.Join(benchExports(b), "l1", "all", "user.safetensors"), engine.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func BenchmarkL1User(b *testing.B) {
 
 // BenchmarkL2: U users × 500 candidates each, request-level broadcasting.
 func BenchmarkL2(b *testing.B) {
-	m, err := engine.LoadL2(filepath.Join(benchExports(b), "l2_home_feed.safetensors"))
+	m, err := engine.LoadL2(filepath.Join(benchExports(b), "l2_home_feed.safetensors"), engine.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func BenchmarkL2(b *testing.B) {
 
 // BenchmarkL1Ad: the ad tower (the refresh job's inner loop).
 func BenchmarkL1Ad(b *testing.B) {
-	m, err := engine.LoadL1Ad(filepath.Join(benchExports(b), "l1", "all", "ad.safetensors"))
+	m, err := engine.LoadL1Ad(filepath.Join(benchExports(b), "l1", "all", "ad.safetensors"), engine.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func homeFeed(t testing.TB) (*batch.Data, *engine.L2) {
 			return
 		}
 		homeData = d
-		homeL2, homeErr = engine.LoadL2(path)
+		homeL2, homeErr = engine.LoadL2(path, engine.Options{})
 	})
 	if homeErr != nil {
 		t.Fatal(homeErr)

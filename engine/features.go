@@ -1,12 +1,16 @@
 package engine
 
-import "github.com/tandemml/tandem/config"
+import (
+	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/gemm"
+)
 
 // Worker is one goroutine's scratch: use one per goroutine (a model is safe
 // for concurrent use, a Worker is not). Its buffers grow to the largest
 // batch run on it and are reused.
 type Worker struct {
 	a arena
+	g gemm.Buf
 }
 
 // NewWorker returns an empty worker.

@@ -27,7 +27,7 @@ type L1User struct {
 }
 
 // LoadL1User reads l1/<route>/user.safetensors.
-func LoadL1User(path string) (*L1User, error) {
+func LoadL1User(path string, o Options) (*L1User, error) {
 	f, cfg, meta, err := readExport(path, "l1.user")
 	if err != nil {
 		return nil, err
@@ -81,6 +81,15 @@ func LoadL1User(path string) (*L1User, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
+	big, small := m.seq.linears()
+	tb, ts := m.trunk.linears()
+	big, small = append(big, tb...), append(small, ts...)
+	for _, h := range m.heads {
+		if h != nil {
+			small = append(small, h)
+		}
+	}
+	packAll(o.BF16, big, small)
 	return m, nil
 }
 
@@ -165,7 +174,7 @@ type L1Ad struct {
 }
 
 // LoadL1Ad reads l1/<route>/ad.safetensors.
-func LoadL1Ad(path string) (*L1Ad, error) {
+func LoadL1Ad(path string, o Options) (*L1Ad, error) {
 	f, cfg, meta, err := readExport(path, "l1.ad")
 	if err != nil {
 		return nil, err
@@ -197,6 +206,17 @@ func LoadL1Ad(path string) (*L1Ad, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
+	big := m.mlp
+	if m.cross != nil {
+		big = append([]*linear{m.cross}, big...)
+	}
+	var small []*linear
+	for _, h := range m.heads {
+		if h != nil {
+			small = append(small, h)
+		}
+	}
+	packAll(o.BF16, big, small)
 	return m, nil
 }
 

@@ -32,11 +32,11 @@ func TestL1MatchesGorgonia(t *testing.T) {
 			if err := train.SaveL1(up, ap, m, nil); err != nil {
 				t.Fatal(err)
 			}
-			eu, err := engine.LoadL1User(up)
+			eu, err := engine.LoadL1User(up, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ea, err := engine.LoadL1Ad(ap)
+			ea, err := engine.LoadL1Ad(ap, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -37,8 +37,18 @@ type l2Tower struct {
 	out *linear
 }
 
+// Options are load-time choices.
+type Options struct {
+	// BF16 stores the packed weights of the big matmul blocks (experts,
+	// encoder, projection, tower MLPs, the ad tower's MLP) in bfloat16:
+	// half their memory, widened to fp32 in the GEMM. Embedding tables,
+	// normalisation, gates, attention, heads, logits and calibration stay
+	// fp32.
+	BF16 bool
+}
+
 // LoadL2 reads an l2_<surface>.safetensors export.
-func LoadL2(path string) (*L2, error) {
+func LoadL2(path string, o Options) (*L2, error) {
 	f, cfg, meta, err := readExport(path, "l2")
 	if err != nil {
 		return nil, err
@@ -116,6 +126,18 @@ func LoadL2(path string) (*L2, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
+	var big, small []*linear
+	if !m.logistic {
+		big, small = m.seq.linears()
+		tb, ts := m.trunk.linears()
+		big, small = append(big, tb...), append(append(small, ts...), m.taQ, m.taKV)
+	}
+	for _, tw := range m.towers {
+		if tw != nil {
+			big, small = append(big, tw.mlp...), append(small, tw.out)
+		}
+	}
+	packAll(o.BF16, big, small)
 	return m, nil
 }
 

@@ -2,12 +2,16 @@ package engine
 
 import (
 	"math"
+
+	"github.com/tandemml/tandem/gemm"
 )
 
-// linear is y = x Wᵀ + b with W stored [out, in].
+// linear is y = x Wᵀ + b with W stored [out, in], packed once for the
+// GEMM (optionally in bfloat16).
 type linear struct {
 	in, out int
 	w, b    []float32
+	p       *gemm.Packed
 }
 
 func newLinear(w, b []float32, out, in int) *linear {
@@ -21,33 +25,39 @@ func fuse(ls ...*linear) *linear {
 	for _, l := range ls {
 		f.out += l.out
 		f.w = append(f.w, l.w...)
-		if l.b == nil {
-			l = &linear{b: make([]float32, l.out)}
+		b := l.b
+		if b == nil {
+			b = make([]float32, l.out)
 		}
-		f.b = append(f.b, l.b...)
+		f.b = append(f.b, b...)
 	}
 	return f
 }
 
+// pack prepares the layer for apply; bf16 stores the packed weights in
+// bfloat16 (the big matmul blocks only: see SYSTEM.md §2 on precision).
+func (l *linear) pack(bf16 bool) {
+	if bf16 {
+		l.p = gemm.PackBF16(l.w, l.out, l.in)
+	} else {
+		l.p = gemm.Pack(l.w, l.out, l.in)
+	}
+}
+
+// packAll packs every layer: big in bfloat16 when bf16 is set, small
+// always in fp32 (gates, logits, heads and attention stay fp32).
+func packAll(bf16 bool, big, small []*linear) {
+	for _, l := range big {
+		l.pack(bf16)
+	}
+	for _, l := range small {
+		l.pack(false)
+	}
+}
+
 // apply computes dst[i*ldd+j] = x[i*ldx:]·W[j] + b[j] (then ReLU) for m rows.
 func (l *linear) apply(w *Worker, dst []float32, ldd int, x []float32, ldx, m int, relu bool) {
-	for i := 0; i < m; i++ {
-		xr := x[i*ldx : i*ldx+l.in]
-		for j := 0; j < l.out; j++ {
-			wr := l.w[j*l.in : (j+1)*l.in]
-			var s float32
-			for k, v := range xr {
-				s += v * wr[k]
-			}
-			if l.b != nil {
-				s += l.b[j]
-			}
-			if relu && s < 0 {
-				s = 0
-			}
-			dst[i*ldd+j] = s
-		}
-	}
+	l.p.Mul(dst, ldd, x, ldx, m, l.b, relu, &w.g)
 }
 
 // mlpApply runs a stack of Linear + ReLU layers over m rows of x, returning

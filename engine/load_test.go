@@ -26,7 +26,7 @@ func TestLoadRejectsBadExports(t *testing.T) {
 	if err := train.SaveL2(good, m, 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := engine.LoadL2(good); err != nil {
+	if _, err := engine.LoadL2(good, engine.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := checkpoint.Read(good)
@@ -84,15 +84,15 @@ func TestLoadRejectsBadExports(t *testing.T) {
 		}), "tandem.config"},
 	}
 	for name, c := range cases {
-		_, err := engine.LoadL2(c.path)
+		_, err := engine.LoadL2(c.path, engine.Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error naming %q", name, err, c.want)
 		}
 	}
-	if _, err := engine.LoadL1User(good); err == nil || !strings.Contains(err.Error(), "l1.user") {
+	if _, err := engine.LoadL1User(good, engine.Options{}); err == nil || !strings.Contains(err.Error(), "l1.user") {
 		t.Errorf("an L2 export loaded as an L1 user tower: %v", err)
 	}
-	if _, err := engine.LoadL1Ad(filepath.Join(dir, "absent.safetensors")); err == nil {
+	if _, err := engine.LoadL1Ad(filepath.Join(dir, "absent.safetensors"), engine.Options{}); err == nil {
 		t.Error("a missing file loaded")
 	}
 }

@@ -125,7 +125,7 @@ func TestL2MatchesGorgonia(t *testing.T) {
 				if err := train.SaveL2(path, m, s, nil); err != nil {
 					t.Fatal(err)
 				}
-				em, err := engine.LoadL2(path)
+				em, err := engine.LoadL2(path, engine.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -176,4 +176,8 @@ func setDense(bn *batch.BN, d *batch.Data) {
 	copy(bn.Mean, append(u.Mean, a.Mean...))
 	copy(bn.Var, append(u.Var, a.Var...))
 	bn.Seen = true
+}
+
+func relDiff(got, want float32) float64 {
+	return math.Abs(float64(got)-float64(want)) / max(math.Abs(float64(want)), 1)
 }

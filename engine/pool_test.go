@@ -27,15 +27,15 @@ func TestPoolMatchesOneWorker(t *testing.T) {
 	if err := train.InitExports(d.Cfg, dir, 9); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := engine.LoadL2(filepath.Join(dir, "l2_home_feed.safetensors"))
+	l2, err := engine.LoadL2(filepath.Join(dir, "l2_home_feed.safetensors"), engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := engine.LoadL1User(filepath.Join(dir, "l1", "all", "user.safetensors"))
+	u, err := engine.LoadL1User(filepath.Join(dir, "l1", "all", "user.safetensors"), engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := engine.LoadL1Ad(filepath.Join(dir, "l1", "all", "ad.safetensors"))
+	a, err := engine.LoadL1Ad(filepath.Join(dir, "l1", "all", "ad.safetensors"), engine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

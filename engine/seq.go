@@ -68,6 +68,15 @@ func readSeq(s *source, name string, sp seqSpec) *seqModel {
 	return m
 }
 
+// linears lists the layers: the encoder and projection (big) and the rest.
+func (m *seqModel) linears() (big, small []*linear) {
+	for _, e := range m.layers {
+		big = append(big, e.qkv, e.out, e.ffn1, e.ffn2)
+	}
+	big = append(big, m.cross, m.proj)
+	return big, []*linear{m.token, m.pool}
+}
+
 // seqOut is the sequence side of one batch: the encoder outputs of every
 // real event stacked (context c's events are rows off[c]..off[c+1]) and the
 // projected user vector of each context.

@@ -110,6 +110,30 @@ func readTrunk(s *source, name string, in int, sp config.Trunk, tasks int, need 
 	return t
 }
 
+// linears lists the layers: experts and the shared MLP (big), gates
+// (small, their softmax stays fp32). The fused first layer holds expert
+// and gate inputs and counts as big.
+func (t *trunk) linears() (big, small []*linear) {
+	big = append(big, t.mlp...)
+	if t.first != nil {
+		big = append(big, t.first)
+	}
+	for _, e := range t.experts {
+		big = append(big, e.cross)
+		for _, lr := range e.low {
+			big = append(big, lr[0], lr[1])
+		}
+		big = append(big, e.mlp...)
+	}
+	for _, g := range t.gates {
+		if g != nil {
+			small = append(small, g.mlp...)
+			small = append(small, g.out)
+		}
+	}
+	return big, small
+}
+
 func transpose(v []float32, rows, cols int) []float32 {
 	out := make([]float32, len(v))
 	for i := range rows {
