@@ -6,6 +6,7 @@ import (
 
 	"github.com/tandemml/tandem/calib"
 	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/kernel"
 )
 
 // L2 is one surface's export of the unified engagement model, loaded for
@@ -22,7 +23,7 @@ type L2 struct {
 	userCat, ctxCat, adCat [][]float32
 	bn                     *bn
 	seq                    *seqModel
-	taQ, taKV              *linear
+	taQ, taK, taV          *linear
 	trunk                  *trunk
 	towers                 []*l2Tower // per task; nil: no tower, logit 0
 	calib                  []float32  // views × tasks × (A, B)
@@ -84,11 +85,8 @@ func LoadL2(path string, o Options) (*L2, error) {
 		m.seq = readSeq(s, "seq", sp)
 		d.Actions = len(m.seq.act) / max(sp.ActionDim, 1)
 		m.taQ = s.linear("ta.q", sp.Dim, m.adW)
-		k := s.linear("ta.k", sp.Dim, sp.Dim)
-		v := s.linear("ta.v", sp.Dim, sp.Dim)
-		if s.err == nil {
-			m.taKV = fuse(k, v)
-		}
+		m.taK = s.linear("ta.k", sp.Dim, sp.Dim)
+		m.taV = s.linear("ta.v", sp.Dim, sp.Dim)
 		m.taOff = m.x0W
 		m.projOff = m.taOff + sp.Dim
 		m.x0W = m.projOff + sp.Proj
@@ -130,7 +128,7 @@ func LoadL2(path string, o Options) (*L2, error) {
 	if !m.logistic {
 		big, small = m.seq.linears()
 		tb, ts := m.trunk.linears()
-		big, small = append(big, tb...), append(append(small, ts...), m.taQ, m.taKV)
+		big, small = append(big, tb...), append(append(small, ts...), m.taQ, m.taK, m.taV)
 	}
 	for _, tw := range m.towers {
 		if tw != nil {
@@ -253,34 +251,37 @@ func (m *L2) targetAttention(w *Worker, x0 []float32, b *Batch, so seqOut) {
 	q := w.a.floats(n * dd)
 	m.taQ.apply(w, q, dd, x0[m.adOff:], W, n, false)
 	tot := int(so.off[b.U])
-	kv := w.a.floats(tot * 2 * dd)
-	m.taKV.apply(w, kv, 2*dd, so.t, dd, tot, false)
+	k, v := w.a.floats(tot*dd), w.a.floats(tot*dd)
+	m.taK.apply(w, k, dd, so.t, dd, tot, false)
+	m.taV.apply(w, v, dd, so.t, dd, tot, false)
+	// Each context's values transposed (d × n), so a row's output is d dot
+	// products of its weights with contiguous rows.
+	vt := w.a.floats(tot * dd)
+	for c := 0; c < b.U; c++ {
+		lo, ln := int(so.off[c]), int(so.off[c+1]-so.off[c])
+		blk := vt[lo*dd : (lo+ln)*dd]
+		for j := 0; j < ln; j++ {
+			for i, x := range v[(lo+j)*dd : (lo+j+1)*dd] {
+				blk[i*ln+j] = x
+			}
+		}
+	}
 	scale := float32(1 / math.Sqrt(float64(dd)))
 	sc := w.a.floats(m.seq.l)
 	for r := 0; r < n; r++ {
 		c := int(b.Ctx[r])
 		lo, ln := int(so.off[c]), int(so.off[c+1]-so.off[c])
 		dst := x0[r*W+m.taOff:][:dd]
-		clear(dst)
 		if ln == 0 {
+			clear(dst)
 			continue
 		}
-		qr := q[r*dd : (r+1)*dd]
-		for j := 0; j < ln; j++ {
-			k := kv[(lo+j)*2*dd:][:dd]
-			var s float32
-			for i, v := range qr {
-				s += v * k[i]
-			}
-			sc[j] = s * scale
+		s := sc[:ln]
+		kernel.Dots(s, q[r*dd:(r+1)*dd], k[lo*dd:(lo+ln)*dd], dd)
+		for j := range s {
+			s[j] *= scale
 		}
-		softmax(sc[:ln])
-		for j := 0; j < ln; j++ {
-			a := sc[j]
-			v := kv[(lo+j)*2*dd+dd:][:dd]
-			for i := range dst {
-				dst[i] += a * v[i]
-			}
-		}
+		kernel.Softmax(s)
+		kernel.Dots(dst, s, vt[lo*dd:(lo+ln)*dd], ln)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/tandemml/tandem/gemm"
+	"github.com/tandemml/tandem/kernel"
 )
 
 // linear is y = x Wᵀ + b with W stored [out, in], packed once for the
@@ -75,49 +76,8 @@ func mlpApply(w *Worker, ls []*linear, x []float32, ldx, m int) ([]float32, int)
 // Linear), each with its own leading dimension.
 func crossCombine(h []float32, ldh int, x0 []float32, ld0 int, x []float32, ldx, m, d int) {
 	for i := 0; i < m; i++ {
-		hr, ar, xr := h[i*ldh:i*ldh+d], x0[i*ld0:i*ld0+d], x[i*ldx:i*ldx+d]
-		for k := range hr {
-			hr[k] = ar[k]*hr[k] + xr[k]
-		}
-	}
-}
-
-// softmax replaces x by its softmax, subtracting the maximum first.
-func softmax(x []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
-	var s float32
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
-		x[i] = e
-		s += e
-	}
-	for i := range x {
-		x[i] /= s
-	}
-}
-
-// layerNorm normalises each row of x (rows × d) in place, then applies
-// gain and bias; eps 1e-5 as in training.
-func layerNorm(x []float32, d int, gain, bias []float32) {
-	for r := 0; r+d <= len(x); r += d {
-		row := x[r : r+d]
-		var mean float32
-		for _, v := range row {
-			mean += v
-		}
-		mean /= float32(d)
-		var vr float32
-		for _, v := range row {
-			vr += (v - mean) * (v - mean)
-		}
-		vr /= float32(d)
-		inv := 1 / float32(math.Sqrt(float64(vr+1e-5)))
-		for k, v := range row {
-			row[k] = (v-mean)*inv*gain[k] + bias[k]
-		}
+		hr := h[i*ldh : i*ldh+d]
+		kernel.Cross(hr, x0[i*ld0:i*ld0+d], hr, x[i*ldx:i*ldx+d])
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/tandemml/tandem/feature"
+	"github.com/tandemml/tandem/kernel"
 )
 
 // seqModel is the user-sequence side: token tables, the post-LN encoder,
@@ -170,45 +171,38 @@ func (e *encLayer) run(w *Worker, x []float32, off []int32, u, d, heads, l int) 
 	dh := d / heads
 	scale := float32(1 / math.Sqrt(float64(dh)))
 	sc := w.a.floats(l)
+	kh := w.a.floats(l * dh) // one head's keys, row per event
+	vt := w.a.floats(dh * l) // one head's values, transposed
 	for c := 0; c < u; c++ {
 		lo, n := int(off[c]), int(off[c+1]-off[c])
 		for h := 0; h < heads; h++ {
+			for j := 0; j < n; j++ {
+				row := qkv[(lo+j)*3*d:]
+				copy(kh[j*dh:(j+1)*dh], row[d+h*dh:])
+				for t, v := range row[2*d+h*dh : 2*d+(h+1)*dh] {
+					vt[t*n+j] = v
+				}
+			}
 			for i := 0; i < n; i++ {
-				q := qkv[(lo+i)*3*d+h*dh:][:dh]
-				for j := 0; j < n; j++ {
-					k := qkv[(lo+j)*3*d+d+h*dh:][:dh]
-					var s float32
-					for t, v := range q {
-						s += v * k[t]
-					}
-					sc[j] = s * scale
+				s := sc[:n]
+				kernel.Dots(s, qkv[(lo+i)*3*d+h*dh:][:dh], kh[:n*dh], dh)
+				for j := range s {
+					s[j] *= scale
 				}
-				softmax(sc[:n])
-				dst := o[(lo+i)*d+h*dh:][:dh]
-				clear(dst)
-				for j := 0; j < n; j++ {
-					a := sc[j]
-					v := qkv[(lo+j)*3*d+2*d+h*dh:][:dh]
-					for t := range dst {
-						dst[t] += a * v[t]
-					}
-				}
+				kernel.Softmax(s)
+				kernel.Dots(o[(lo+i)*d+h*dh:][:dh], s, vt[:dh*n], n)
 			}
 		}
 	}
 	y := w.a.floats(tot * d)
 	e.out.apply(w, y, d, o, d, tot, false)
-	for i := range y {
-		y[i] += x[i]
-	}
-	layerNorm(y, d, e.ln1g, e.ln1b)
+	kernel.Add(y, x)
+	kernel.LayerNorm(y, y, d, e.ln1g, e.ln1b, 1e-5)
 	f1 := w.a.floats(tot * 4 * d)
 	e.ffn1.apply(w, f1, 4*d, y, d, tot, true)
 	f2 := w.a.floats(tot * d)
 	e.ffn2.apply(w, f2, d, f1, 4*d, tot, false)
-	for i := range f2 {
-		f2[i] += y[i]
-	}
-	layerNorm(f2, d, e.ln2g, e.ln2b)
+	kernel.Add(f2, y)
+	kernel.LayerNorm(f2, f2, d, e.ln2g, e.ln2b, 1e-5)
 	return f2
 }

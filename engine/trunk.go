@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/kernel"
 )
 
 // trunk is MMoE over DCNv2 experts with MLP gates, or one shared MLP.
@@ -204,7 +205,7 @@ func (t *trunk) run(w *Worker, x []float32, ldx, m int, want []bool) [][]float32
 		h := w.a.zeros(m * t.outW)
 		for r := 0; r < m; r++ {
 			gr := logits[r*ne : (r+1)*ne]
-			softmax(gr)
+			kernel.Softmax(gr)
 			hr := h[r*t.outW : (r+1)*t.outW]
 			for i, a := range gr {
 				fr := outs[i][r*t.outW : (r+1)*t.outW]
