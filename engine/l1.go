@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/feature"
 )
 
 // L1User is a route's L1 user tower: user features, the surface and view
@@ -48,7 +49,7 @@ func LoadL1User(path string, o Options) (*L1User, error) {
 	}
 	d := &m.dims
 	*d = Dims{UserCats: len(ft.userCats), UserDense: len(ft.userDense), Pretrained: ft.pretrained,
-		Content: ft.content, L: cfg.Sequence.Length, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Names: ft.names(ctx)}
+		Content: ft.content, L: cfg.Sequence.Length, Actions: int(feature.NumActions), Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Names: ft.names(ctx)}
 	m.userCat, d.UserCatRows = readTables(s, ft.userCats, e)
 	m.ctxCat, d.UserContextRows = readTables(s, ctx, e)
 	if d.UserDense > 0 {
@@ -56,7 +57,6 @@ func LoadL1User(path string, o Options) (*L1User, error) {
 	}
 	sp := seqSpecOf(cfg, ft.content)
 	m.seq = readSeq(s, "seq", sp)
-	d.Actions = len(m.seq.act) / max(sp.ActionDim, 1)
 	m.projOff = d.UserCats*e + d.Pretrained + len(ctx)*e + d.UserDense
 	m.uxW = m.projOff + sp.Proj
 	m.heads = make([]*linear, len(cfg.Tasks))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tandemml/tandem/calib"
 	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/feature"
 	"github.com/tandemml/tandem/kernel"
 )
 
@@ -69,7 +70,7 @@ func LoadL2(path string, o Options) (*L2, error) {
 	d := &m.dims
 	*d = Dims{UserCats: len(ft.userCats), UserDense: len(ft.userDense), Pretrained: ft.pretrained,
 		Context: len(ft.context), AdCats: len(ft.adCats), AdDense: len(ft.adDense), Content: ft.content,
-		L: cfg.Sequence.Length, Actions: 0, Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Views: len(m.ViewTypes), Names: ft.names(nil)}
+		L: cfg.Sequence.Length, Actions: int(feature.NumActions), Surfaces: len(cfg.Surfaces), AgeBuckets: mc.Seq.AgeBuckets, Views: len(m.ViewTypes), Names: ft.names(nil)}
 	m.userCat, d.UserCatRows = readTables(s, ft.userCats, e)
 	m.ctxCat, d.ContextRows = readTables(s, ft.context, e)
 	m.adCat, d.AdCatRows = readTables(s, ft.adCats, e)
@@ -83,7 +84,6 @@ func LoadL2(path string, o Options) (*L2, error) {
 	if !m.logistic {
 		sp := seqSpecOf(cfg, ft.content)
 		m.seq = readSeq(s, "seq", sp)
-		d.Actions = len(m.seq.act) / max(sp.ActionDim, 1)
 		m.taQ = s.linear("ta.q", sp.Dim, m.adW)
 		m.taK = s.linear("ta.k", sp.Dim, sp.Dim)
 		m.taV = s.linear("ta.v", sp.Dim, sp.Dim)

@@ -69,6 +69,19 @@ step "go test (corrupt Parquet, no -race)" go test -count=1 -run 'Corrupt|Mutati
 # Tests that train models for real are too slow under -race; they carry a
 # !race build tag and run here.
 step "go test (training, no -race)" go test -count=1 -run 'ModelsLearnTiny|TrainEndToEnd' ./eval ./cmd/tandem
+# The PyTorch reference's own tests (the Go parity tests above call it too).
+torchref_tests() {
+	if ! /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
+		if [[ -n ${CI:-} ]]; then
+			echo "python3-torch and python3-numpy are required in CI" >&2
+			return 1
+		fi
+		echo "    skipped: /usr/bin/python3 has no torch (apt-get install python3-torch python3-numpy)"
+		return 0
+	fi
+	/usr/bin/python3 -m unittest discover -s tools/torchref
+}
+step "tools/torchref (PyTorch)" torchref_tests
 step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
 step "nested modules" nested
 echo "ok: all checks passed in $(($(date +%s) - start))s"
