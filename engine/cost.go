@@ -88,3 +88,21 @@ func (t *trunk) macs(rows int64) int64 {
 	}
 	return n
 }
+
+// WeightBytes is the memory the packed Linear weights hold (embedding
+// tables, which bf16 leaves in fp32, are not counted).
+func (m *L2) WeightBytes() int { return packedBytes(m.linears()) }
+
+// WeightBytes is the memory the packed Linear weights hold.
+func (m *L1User) WeightBytes() int { return packedBytes(m.linears()) }
+
+// WeightBytes is the memory the packed Linear weights hold.
+func (m *L1Ad) WeightBytes() int { return packedBytes(m.linears()) }
+
+func packedBytes(big, small []*linear) int {
+	n := 0
+	for _, l := range append(big, small...) {
+		n += l.p.Bytes()
+	}
+	return n
+}

@@ -81,16 +81,27 @@ func LoadL1User(path string, o Options) (*L1User, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
-	big, small := m.seq.linears()
-	tb, ts := m.trunk.linears()
-	big, small = append(big, tb...), append(small, ts...)
-	for _, h := range m.heads {
-		if h != nil {
-			small = append(small, h)
-		}
-	}
+	big, small := m.linears()
 	packAll(o.BF16, big, small)
 	return m, nil
+}
+
+// linears lists the layers: those bf16 may store (big) and the rest.
+func (m *L1User) linears() (big, small []*linear) {
+	big, small = m.seq.linears()
+	tb, ts := m.trunk.linears()
+	return append(big, tb...), append(append(small, ts...), present(m.heads)...)
+}
+
+// present drops nil layers (tasks without heads).
+func present(ls []*linear) []*linear {
+	var out []*linear
+	for _, l := range ls {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // HasTask reports whether the route trains task t (has u_t and a_t).
@@ -206,18 +217,18 @@ func LoadL1Ad(path string, o Options) (*L1Ad, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
-	big := m.mlp
-	if m.cross != nil {
-		big = append([]*linear{m.cross}, big...)
-	}
-	var small []*linear
-	for _, h := range m.heads {
-		if h != nil {
-			small = append(small, h)
-		}
-	}
+	big, small := m.linears()
 	packAll(o.BF16, big, small)
 	return m, nil
+}
+
+// linears lists the layers: those bf16 may store (big) and the rest.
+func (m *L1Ad) linears() (big, small []*linear) {
+	big = append(big, m.mlp...)
+	if m.cross != nil {
+		big = append(big, m.cross)
+	}
+	return big, present(m.heads)
 }
 
 // HasTask reports whether the route trains task t.

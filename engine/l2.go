@@ -124,7 +124,13 @@ func LoadL2(path string, o Options) (*L2, error) {
 	if err := s.done(); err != nil {
 		return nil, err
 	}
-	var big, small []*linear
+	big, small := m.linears()
+	packAll(o.BF16, big, small)
+	return m, nil
+}
+
+// linears lists the layers: those bf16 may store (big) and the rest.
+func (m *L2) linears() (big, small []*linear) {
 	if !m.logistic {
 		big, small = m.seq.linears()
 		tb, ts := m.trunk.linears()
@@ -135,8 +141,7 @@ func LoadL2(path string, o Options) (*L2, error) {
 			big, small = append(big, tw.mlp...), append(small, tw.out)
 		}
 	}
-	packAll(o.BF16, big, small)
-	return m, nil
+	return big, small
 }
 
 // Dims returns the input widths the model expects.
