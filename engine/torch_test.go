@@ -52,12 +52,6 @@ func compare(t *testing.T, what string, got, want []float32) {
 	t.Logf("%s: %d values, worst relative difference %.2g", what, len(got), worst)
 }
 
-// exportSet is one directory of exports (L2 per surface, one L1 route).
-type exportSet struct {
-	dir string
-	d   *batch.Data // nil: random inputs only
-}
-
 // checkAgainstTorch runs the engine and tools/torchref on the same inputs
 // for the home_feed L2 and the L1 towers of dir, on random inputs and,
 // when d is set, on simulator rows.

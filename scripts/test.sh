@@ -82,6 +82,9 @@ torchref_tests() {
 	/usr/bin/python3 -m unittest discover -s tools/torchref
 }
 step "tools/torchref (PyTorch)" torchref_tests
+# The pure-Go twins of the assembly kernels, as a machine without AVX2+FMA
+# (or a noasm build) runs them.
+step "go vet + test -tags noasm (gemm, kernel)" sh -c 'go vet -tags noasm ./gemm ./kernel && go test -count=1 -tags noasm ./gemm ./kernel'
 step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
 step "nested modules" nested
 echo "ok: all checks passed in $(($(date +%s) - start))s"
