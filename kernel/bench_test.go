@@ -96,3 +96,20 @@ func BenchmarkLayerNorm32x32(b *testing.B) {
 		LayerNorm(dst, x, 32, g, bias, 1e-5)
 	}
 }
+
+// BenchmarkSoftmax runs Softmax on attention-sized rows, on both paths.
+func BenchmarkSoftmax(b *testing.B) {
+	for _, n := range []int{4, 8, 13, 32, 64} {
+		x := randVec(rand.New(rand.NewPCG(6, uint64(n))), n, 3)
+		w := make([]float32, n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			benchModes(b, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					copy(w, x)
+					Softmax(w)
+				}
+			})
+		})
+	}
+}

@@ -88,3 +88,25 @@ func TestFirstAbovePageEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxPageEnd runs Softmax on rows that end a page: the entries
+// that do not fill a block of eight must be read and written without
+// touching the next page.
+func TestSoftmaxPageEnd(t *testing.T) {
+	for _, asm := range modes() {
+		setAsm(t, asm)
+		for n := 1; n <= 70; n++ {
+			x := f32At(endOfPage(t, 4*n))
+			for i := range x {
+				x[i] = float32(i%9) - 4
+			}
+			want := refSoftmax(x)
+			Softmax(x)
+			for i, v := range x {
+				if !closeRel(v, want[i], 3) {
+					t.Fatalf("%s n=%d: x[%d]=%g want %g", modeName(asm), n, i, v, want[i])
+				}
+			}
+		}
+	}
+}

@@ -14,3 +14,5 @@ func dotsF32(out, q, rows []float32, d int) { dotsF32Go(out, q, rows, d) }
 func dotsBF16(out, q []float32, rows []uint16, d int) { dotsBF16Go(out, q, rows, d) }
 
 func firstAbove(x []float32, t float32) int { return firstAboveGo(x, t) }
+
+func softmax(x []float32) { softmaxGo(x) }
