@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 var benchShapes = [][3]int{
@@ -104,4 +107,25 @@ func BenchmarkKernel(b *testing.B) {
 		}
 		reportGFLOPS(b, 2*mr*nr*k)
 	})
+}
+
+// BenchmarkGonum is the alternative the engine does not use: gonum's pure-Go
+// SGEMM (C = A·Wᵀ, no bias) on the same shapes, single-threaded as Mul is
+// (gonum splits large products over goroutines, so one core is pinned with
+// GOMAXPROCS=1 in the command of docs/BENCHMARKS.md).
+func BenchmarkGonum(b *testing.B) {
+	for _, s := range benchShapes {
+		m, n, k := s[0], s[1], s[2]
+		b.Run(fmt.Sprintf("m=%d/n=%d/k=%d", m, n, k), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			w := blas32.General{Rows: n, Cols: k, Stride: k, Data: randSlice(rng, n*k)}
+			a := blas32.General{Rows: m, Cols: k, Stride: k, Data: randSlice(rng, m*k)}
+			c := blas32.General{Rows: m, Cols: n, Stride: n, Data: make([]float32, m*n)}
+			b.ReportAllocs()
+			for b.Loop() {
+				blas32.Gemm(blas.NoTrans, blas.Trans, 1, a, w, 0, c)
+			}
+			reportGFLOPS(b, 2*float64(m*n*k))
+		})
+	}
 }
