@@ -91,13 +91,33 @@ func (d *Data) EngineBatch(b *engine.Batch, rows []Row, byRequest bool) {
 			k := int(req.CtxItemRow)
 			copy(ci, d.ItemEmb[k*C:(k+1)*C])
 		}
-		a := int(row.AdRow)
-		copy(b.AdCats[r*nac:], d.AdCats[a*nac:(a+1)*nac])
-		it := int(d.AdItem[a])
-		copy(b.AdContent[r*C:], d.ItemEmb[it*C:(it+1)*C])
-		copy(b.AdDense[r*nad:], d.AdDense[a*nad:(a+1)*nad])
+		d.fillAd(b, r, int(row.AdRow))
 		b.View[r] = int32(d.SurfaceView(req))
 	}
+}
+
+// EngineAdBatch fills only b's ad fields (the L1 ad tower's inputs) with
+// the ads of rows; N is len(rows) and no request is read.
+func (d *Data) EngineAdBatch(b *engine.Batch, rows []Row) {
+	ft := d.Feat
+	C, nac, nad := ft.ContentDim, len(ft.AdCat), len(ft.AdDense)
+	b.N, b.U = len(rows), 0
+	reset(&b.AdCats, b.N*nac)
+	b.AdContent = resize(b.AdContent, b.N*C)
+	b.AdDense = resize(b.AdDense, b.N*nad)
+	for r, row := range rows {
+		d.fillAd(b, r, int(row.AdRow))
+	}
+}
+
+// fillAd writes ad row a's fields into row r of b.
+func (d *Data) fillAd(b *engine.Batch, r, a int) {
+	ft := d.Feat
+	C, nac, nad := ft.ContentDim, len(ft.AdCat), len(ft.AdDense)
+	copy(b.AdCats[r*nac:], d.AdCats[a*nac:(a+1)*nac])
+	it := int(d.AdItem[a])
+	copy(b.AdContent[r*C:], d.ItemEmb[it*C:(it+1)*C])
+	copy(b.AdDense[r*nad:], d.AdDense[a*nad:(a+1)*nad])
 }
 
 // SurfaceView is the index of req's view type among its surface's view

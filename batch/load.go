@@ -37,6 +37,23 @@ func DataConfig(dir string, cfg *config.Config, explicit bool) (*config.Config, 
 	return &dc, m, nil
 }
 
+// LoadCatalog reads only the items and ads of dir (what the refresh job
+// embeds): Data's user, event and request fields stay empty.
+func LoadCatalog(dir string, cfg *config.Config, m *data.Manifest) (*Data, error) {
+	feat, err := ResolveFeatures(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Data{Cfg: cfg, Manifest: m, Feat: feat}
+	if err := d.loadItems(dir); err != nil {
+		return nil, err
+	}
+	if err := d.loadAds(dir); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // Load reads every table of dir except candidates.
 func Load(dir string, cfg *config.Config, m *data.Manifest) (*Data, error) {
 	feat, err := ResolveFeatures(cfg)

@@ -1,11 +1,14 @@
 package train
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tandemml/tandem/batch"
 	"github.com/tandemml/tandem/config"
+	"github.com/tandemml/tandem/modeldir"
 )
 
 // InitExports writes freshly initialised models of cfg (seed) as exports
@@ -57,4 +60,46 @@ func unitBN(b *batch.BN) {
 		b.Mean[i], b.Var[i] = 0, 1
 	}
 	b.Seen = true
+}
+
+// PublishInit publishes freshly initialised models of cfg (seed) as a new
+// version of modelDir, with the config's routing map and one L1 route
+// "all", and makes it CURRENT. For tests and benchmarks of what consumes
+// a model directory (the refresh job, serving), not for serving users.
+func PublishInit(cfg *config.Config, modelDir string, seed uint64) (string, error) {
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		return "", err
+	}
+	runID := fmt.Sprintf("init%d", seed)
+	version := modeldir.NewVersionName(time.Now().UTC(), runID)
+	vdir, err := modeldir.Create(modelDir, version)
+	if err != nil {
+		return "", err
+	}
+	if err := InitExports(cfg, vdir, seed); err != nil {
+		os.RemoveAll(vdir)
+		return "", err
+	}
+	mf := &modeldir.Manifest{Format: modeldir.FormatVersion, Version: version, CreatedAt: time.Now().UTC().Format(time.RFC3339),
+		RunID: runID, Seed: seed, SchemaHash: cfg.SchemaHash(), Config: cfg.JSON(),
+		L1: map[string]modeldir.Artifact{}, L2: map[string]modeldir.Artifact{}}
+	for _, s := range cfg.Surfaces {
+		for _, p := range cfg.Products {
+			mf.Routing = append(mf.Routing, modeldir.Route{Surface: s.Name, Product: p, Route: "all"})
+		}
+		a, err := modeldir.NewArtifact(vdir, runID, []string{modeldir.L2File(s.Name)})
+		if err != nil {
+			return "", err
+		}
+		mf.L2[s.Name] = a
+	}
+	a, err := modeldir.NewArtifact(vdir, runID, modeldir.L1Files("all"))
+	if err != nil {
+		return "", err
+	}
+	mf.L1["all"] = a
+	if err := modeldir.WriteManifest(vdir, mf); err != nil {
+		return "", err
+	}
+	return version, modeldir.Publish(modelDir, version)
 }
