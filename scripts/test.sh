@@ -66,9 +66,9 @@ step "go test -race" go test -race -count=1 ./...
 # Corrupt-Parquet tests skip under -race (checkptr makes a recoverable
 # parquet-go panic fatal), so they run here once more without it.
 step "go test (corrupt Parquet, no -race)" go test -count=1 -run 'Corrupt|Mutation|Guard|FuzzRead' ./data
-# Tests that train models for real are too slow under -race; they carry a
-# !race build tag and run here.
-step "go test (training, no -race)" go test -count=1 -run 'ModelsLearnTiny|TrainEndToEnd' ./eval ./cmd/tandem
+# Tests that train models for real, and the refresh job's kill -9 test,
+# are too slow under -race; they carry a !race build tag and run here.
+step "go test (training, kill -9; no -race)" go test -count=1 -run 'ModelsLearnTiny|TrainEndToEnd|KilledRefresh' ./eval ./cmd/tandem ./refresh
 # The PyTorch reference's own tests (the Go parity tests above call it too).
 torchref_tests() {
 	if ! /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then

@@ -20,13 +20,13 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"1/4 simulate", "2/4 oracle report", "3/4 train", "published ", "4/4 evaluate",
-		"model l2 (test days)", "retrieval l1", "KL(L2 ‖ l1) on", "kept everything in"} {
+	for _, want := range []string{"1/5 simulate", "2/5 oracle report", "3/5 train", "published ", "4/5 evaluate",
+		"model l2 (test days)", "retrieval l1", "KL(L2 ‖ l1) on", "5/5 refresh", "recall@10", " is live", "kept everything in"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output misses %q:\n%s", want, out)
 		}
 	}
-	for _, f := range []string{"oracle.json", "models.json", "models/CURRENT"} {
+	for _, f := range []string{"oracle.json", "models.json", "models/CURRENT", "db/CURRENT"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
@@ -51,6 +51,23 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 		if s.Captured == nil {
 			t.Fatalf("models.json: a slice without captured_share: %s", b[:min(len(b), 600)])
 		}
+	}
+
+	// A second refresh, then the snapshot tools: ls shows both versions,
+	// rollback makes the first live again.
+	db := filepath.Join(dir, "db")
+	if code, _, stderr := runCLI(t, "refresh", "-data", filepath.Join(dir, "data"), "-model", filepath.Join(dir, "models"), "-db", db, "-version", "99990101T000000.000Z"); code != 0 {
+		t.Fatalf("refresh: exit %d: %s", code, stderr)
+	}
+	code, out, _ = runCLI(t, "index", "ls", "-db", db)
+	if code != 0 || !strings.Contains(out, "LIVE") || !strings.Contains(out, "previous (rollback target)") {
+		t.Fatalf("index ls: exit %d:\n%s", code, out)
+	}
+	if code, out, stderr := runCLI(t, "index", "rollback", "-db", db); code != 0 || !strings.Contains(out, " is live") {
+		t.Fatalf("index rollback: exit %d: %s %s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, "index", "rollback", "-db", db); code == 0 {
+		t.Fatal("a rollback past the oldest version succeeded")
 	}
 
 	// Train the baselines only, on top of the published version: L1 and L2

@@ -28,6 +28,8 @@ var commands = []command{
 	{"eval", "evaluate a data set (--oracle: the Bayes-optimal report; --model: a trained model)", runEval},
 	{"validate", "check a data directory against its schema and across tables", runValidate},
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
+	{"refresh", "the nightly job: embed the ads, build the ANN indexes, write and flip a snapshot", runRefresh},
+	{"index", "list the snapshot versions or roll back (ls, rollback)", runIndex},
 }
 
 func main() {

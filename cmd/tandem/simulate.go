@@ -13,6 +13,7 @@ import (
 	"github.com/tandemml/tandem/data"
 	"github.com/tandemml/tandem/eval"
 	"github.com/tandemml/tandem/progress"
+	"github.com/tandemml/tandem/refresh"
 	"github.com/tandemml/tandem/sim"
 	"github.com/tandemml/tandem/train"
 )
@@ -142,11 +143,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		work = tmp
 	}
 	dataDir := filepath.Join(work, "data")
-	fmt.Fprintf(stdout, "== 1/4 simulate (%s scale) ==\n", *scale)
+	fmt.Fprintf(stdout, "== 1/5 simulate (%s scale) ==\n", *scale)
 	if _, err := simulate(ctx, config.Default(), sim.Options{Dir: dataDir, Scale: *scale, Seed: *seed}, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "\n== 2/4 oracle report (test days): what a perfect model would score ==")
+	fmt.Fprintln(stdout, "\n== 2/5 oracle report (test days): what a perfect model would score ==")
 	jsonOut := ""
 	if *dir != "" {
 		jsonOut = filepath.Join(work, "oracle.json")
@@ -154,7 +155,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := oracleReport(dataDir, jsonOut, false, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n== 3/4 train L2 and L1 (%d steps each; L1 on impression labels, without the 2-fold teacher) and publish a model version ==\n", *steps)
+	fmt.Fprintf(stdout, "\n== 3/5 train L2 and L1 (%d steps each; L1 on impression labels, without the 2-fold teacher) and publish a model version ==\n", *steps)
 	cfg := config.Default()
 	cfg.Train.Epochs, cfg.Train.MaxSteps = 1, *steps
 	cfg.Model.L1.Distill = false // the teacher's two extra L2s and ≈30 rows per request do not fit the demo's minutes
@@ -165,11 +166,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "published %s\n", res.Version)
-	fmt.Fprintln(stdout, "\n== 4/4 evaluate the trained models on the test days ==")
+	fmt.Fprintln(stdout, "\n== 4/5 evaluate the trained models on the test days ==")
 	if *dir != "" {
 		jsonOut = filepath.Join(work, "models.json")
 	}
 	if err := modelEval(dataDir, modelDir, jsonOut, "", 200, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\n== 5/5 refresh: embed every ad with the L1 ad tower, build the HNSW index, write and flip a snapshot ==")
+	if _, err := refresh.Run(ctx, refresh.Options{Data: dataDir, ModelDir: modelDir, DBDir: filepath.Join(work, "db"), Log: stdout}); err != nil {
 		return err
 	}
 	if *dir != "" {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tandemml/tandem/refresh"
+	"github.com/tandemml/tandem/snapshot"
+)
+
+func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := newFlagSet("refresh", stderr)
+	dataDir := flags.String("data", "", "data directory with the ads and items tables (required)")
+	modelDir := flags.String("model", "", "model directory; its CURRENT version's L1 ad towers embed the ads (required)")
+	db := flags.String("db", "", "snapshot directory DBDIR: a new version DBDIR/<V>/ is written and made CURRENT (required)")
+	version := flags.String("version", "", "name of the new version (default: the UTC time)")
+	threads := flags.Int("threads", 0, "cores for the ad tower and the index build (default: all)")
+	m := flags.Int("m", 0, "HNSW M (default 16)")
+	efc := flags.Int("ef-construction", 0, "HNSW efConstruction (default 200)")
+	jsonOut := flags.String("json", "", "write the run's report as JSON here")
+	if err := parse(flags, args); err != nil {
+		return err
+	}
+	if *dataDir == "" || *modelDir == "" || *db == "" {
+		fmt.Fprintln(stderr, "-data, -model and -db are required")
+		flags.Usage()
+		return errUsage
+	}
+	rep, err := refresh.Run(ctx, refresh.Options{Data: *dataDir, ModelDir: *modelDir, DBDir: *db, Version: *version,
+		Threads: *threads, M: *m, EfConstruction: *efc, Log: stdout})
+	if err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+// runIndex is `tandem index ls|rollback`: they read DBDIR and replace
+// CURRENT only, so they work while a server has the live version open.
+func runIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "ls" && args[0] != "rollback") {
+		fmt.Fprintln(stderr, "usage: tandem index ls|rollback -db DBDIR [-to VERSION]")
+		return errUsage
+	}
+	sub := args[0]
+	flags := newFlagSet("index "+sub, stderr)
+	db := flags.String("db", "", "snapshot directory (required)")
+	to := flags.String("to", "", "rollback: the version to make live (default: the one before the live one)")
+	if err := parse(flags, args[1:]); err != nil {
+		return err
+	}
+	if *db == "" {
+		fmt.Fprintln(stderr, "-db is required")
+		flags.Usage()
+		return errUsage
+	}
+	if sub == "rollback" {
+		v, err := snapshot.Rollback(*db, *to)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is live\n", v)
+		return nil
+	}
+	vs, err := snapshot.List(*db)
+	if err != nil {
+		return err
+	}
+	prev, _ := snapshot.Previous(*db)
+	for _, v := range vs {
+		state := "complete"
+		switch {
+		case v.Live:
+			state = "LIVE"
+		case v.Version == prev:
+			state = "previous (rollback target)"
+		case !v.Complete:
+			state = v.Problem
+		}
+		fmt.Fprintf(stdout, "%-28s %s\n", v.Version, state)
+	}
+	return nil
+}
