@@ -82,4 +82,3 @@ func TestKilledRefreshLeavesLiveVersion(t *testing.T) {
 		t.Fatalf("after GC: %+v (removed %v), want %s and v99", vs, rep.Removed, live)
 	}
 }
-
