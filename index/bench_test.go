@@ -65,6 +65,9 @@ func BenchmarkSearch(b *testing.B) {
 			s := NewSearcher()
 			recall := 0.0
 			dists := 0
+			if _, err := g.Search(row(queries, benchD, 0), 10, ef, nil, s); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			start := time.Now()
 			for b.Loop() {
@@ -100,6 +103,9 @@ func BenchmarkSearchFiltered(b *testing.B) {
 				o := SearchOptions{K: 10, Ef: 80, Filter: filter}
 				if mode == "hint" {
 					o.PassRate = rate
+				}
+				if _, err := g.SearchExact(row(queries, benchD, 0), 10, nil, s); err != nil {
+					b.Fatal(err)
 				}
 				b.ReportAllocs()
 				start := time.Now()

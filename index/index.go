@@ -159,7 +159,7 @@ func (g *Graph) Levels() int {
 	return g.maxLevel + 1
 }
 
-// neighbours returns node id's list on layer lc: a count followed by its
+// block returns node id's list on layer lc: a count followed by its
 // slots.
 func (g *Graph) block(id int32, lc int) []int32 {
 	if lc == 0 {

@@ -3,7 +3,6 @@ package index
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -136,25 +135,26 @@ func TestRecallMetrics(t *testing.T) {
 	queries := scaled(clustered(nq, d, 5), d, 6)
 	for _, tc := range []struct {
 		metric Metric
-		ef     int
-		want   float64
+		ef     int     // the beam the recall is asserted at
+		want   float64 // 0: measured only
 	}{
 		{Cosine, 2 * testEf, 0.95},
 		// The transform puts every base vector on one sphere and the
 		// query far from it; on this set the graph needs a wide beam.
 		{InnerProduct, 1024, 0.95},
-		{RawIP, testEf, 0}, // measured only
 		{RawIP, 1024, 0},
 	} {
-		t.Run(fmt.Sprintf("%v/ef%d", tc.metric, tc.ef), func(t *testing.T) {
+		t.Run(tc.metric.String(), func(t *testing.T) {
 			g, err := Build(base, d, Config{M: 16, EfConstruction: 100, Metric: tc.metric, Seed: 1}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := measureRecall(t, g, base, queries, d, 10, tc.ef, tc.metric, nil, 0)
-			t.Logf("%v recall@10 (ef %d) = %.4f", tc.metric, tc.ef, r)
-			if r < tc.want {
-				t.Errorf("%v recall@10 = %.4f, want ≥ %.2f", tc.metric, r, tc.want)
+			for _, ef := range []int{testEf, tc.ef} {
+				r := measureRecall(t, g, base, queries, d, 10, ef, tc.metric, nil, 0)
+				t.Logf("%v recall@10 (ef %d) = %.4f", tc.metric, ef, r)
+				if ef == tc.ef && r < tc.want {
+					t.Errorf("%v recall@10 (ef %d) = %.4f, want ≥ %.2f", tc.metric, ef, r, tc.want)
+				}
 			}
 		})
 	}
