@@ -52,7 +52,7 @@ type RouteReport struct {
 	Task         string  `json:"task"` // whose a_t the index holds
 	BuildSeconds float64 `json:"build_seconds"`
 	Recall10     float64 `json:"recall_at_10"` // against exact search, sampled queries
-	L1Version    string  `json:"l1_version"`
+	L1Version    string  `json:"l1_version"`   // model version / the route's file hash (SYSTEM.md §3)
 }
 
 // Report is a run's outcome.
@@ -141,7 +141,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		members := routeAds(d, mf.Routing, r)
 		task := indexTask(ad, cfg.Tasks)
-		rr := RouteReport{Route: r, Ads: len(members), Task: cfg.Tasks[task], L1Version: mf.Version + "/" + mf.L1[r].SHA256[:12]}
+		sum := mf.L1[r].SHA256
+		rr := RouteReport{Route: r, Ads: len(members), Task: cfg.Tasks[task], L1Version: mf.Version + "/" + sum[:min(12, len(sum))]}
 		vecs := make([]float32, 0, len(members)*od)
 		for _, a := range members {
 			o := ((int(a)*nr+ri)*nt + task) * od
