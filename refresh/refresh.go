@@ -132,6 +132,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 	for ri, r := range routes {
 		files := mf.L1[r].Files
+		if len(files) != 2 {
+			return nil, fmt.Errorf("refresh: %s: route %s lists %d files, want the user and ad towers", vdir, r, len(files))
+		}
 		ad, err := engine.LoadL1Ad(filepath.Join(vdir, files[1]), engine.Options{})
 		if err != nil {
 			return nil, err
