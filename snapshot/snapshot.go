@@ -21,12 +21,13 @@ import (
 
 // Key prefixes of a version's Badger directory.
 const (
-	keyManifest = "m"
-	prefixAd    = "a" // + 8-byte big-endian id
-	prefixItem  = "i" // + 8-byte big-endian id
-	prefixBlob  = "b" // + name + 0 + 4-byte big-endian chunk number
-	chunkSize   = 1 << 20
-	currentName = "CURRENT"
+	keyManifest  = "m"
+	prefixAd     = "a" // + 8-byte big-endian id
+	prefixItem   = "i" // + 8-byte big-endian id
+	prefixBlob   = "b" // + name + 0 + 4-byte big-endian chunk number
+	chunkSize    = 1 << 20
+	currentName  = "CURRENT"
+	previousName = "PREVIOUS" // the version CURRENT named before the last Flip
 )
 
 // Manifest describes a version. Sums holds the SHA-256 of every table
@@ -372,17 +373,37 @@ func Current(dbdir string) (string, error) {
 }
 
 // Flip verifies version and makes it live: DBDIR/CURRENT is replaced
-// atomically and durably. A version that does not verify is refused and
-// CURRENT is left as it was.
+// atomically and durably, and the version it named before is recorded in
+// DBDIR/PREVIOUS as the rollback target. A version that does not verify is
+// refused and nothing changes.
 func Flip(dbdir, version string) error {
+	if err := verifyVersion(dbdir, version); err != nil {
+		return err
+	}
+	cur, err := Current(dbdir)
+	if err != nil {
+		return err
+	}
+	if cur != "" && cur != version {
+		// PREVIOUS first: a crash between the two writes leaves PREVIOUS equal
+		// to CURRENT, a harmless rollback target.
+		if err := writeName(dbdir, previousName, cur); err != nil {
+			return err
+		}
+	}
+	return writeName(dbdir, currentName, version)
+}
+
+func verifyVersion(dbdir, version string) error {
 	s, err := Open(dbdir, version)
 	if err != nil {
 		return err
 	}
-	if err := s.Close(); err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(dbdir, currentName), func(w io.Writer) error {
+	return s.Close()
+}
+
+func writeName(dbdir, file, version string) error {
+	return atomicfile.Write(filepath.Join(dbdir, file), func(w io.Writer) error {
 		_, err := io.WriteString(w, version+"\n")
 		return err
 	})
@@ -449,26 +470,33 @@ func hasManifest(dir string) (bool, error) {
 	return ok, err
 }
 
-// Previous returns the newest complete version older than the live one
-// ("" when there is none): the rollback target.
+// Previous returns the rollback target: the version that was live before
+// the last Flip, when its directory is still complete ("" otherwise).
 func Previous(dbdir string) (string, error) {
-	vs, err := List(dbdir)
+	b, err := os.ReadFile(filepath.Join(dbdir, previousName))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
 	if err != nil {
 		return "", err
 	}
-	prev := ""
-	for _, v := range vs {
-		if v.Live {
-			return prev, nil
-		}
-		if v.Complete {
-			prev = v.Version
-		}
+	v := strings.TrimSpace(string(b))
+	if checkName(v) != nil {
+		return "", fmt.Errorf("%s: bad version name %q", filepath.Join(dbdir, previousName), v)
 	}
-	return "", nil
+	cur, err := Current(dbdir)
+	if err != nil || v == cur {
+		return "", err
+	}
+	if ok, err := hasManifest(filepath.Join(dbdir, v)); err != nil || !ok {
+		return "", nil
+	}
+	return v, nil
 }
 
-// Rollback makes to live (the previous version when to is "").
+// Rollback makes to live (the rollback target when to is ""), after
+// verifying it. It clears the rollback target: a second rollback needs an
+// explicit version.
 func Rollback(dbdir, to string) (string, error) {
 	if to == "" {
 		p, err := Previous(dbdir)
@@ -480,11 +508,20 @@ func Rollback(dbdir, to string) (string, error) {
 		}
 		to = p
 	}
-	return to, Flip(dbdir, to)
+	if err := verifyVersion(dbdir, to); err != nil {
+		return "", err
+	}
+	if err := writeName(dbdir, currentName, to); err != nil {
+		return "", err
+	}
+	if err := os.Remove(filepath.Join(dbdir, previousName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	return to, nil
 }
 
-// GC deletes every version directory except the live one, the previous
-// complete one and keep (a version being written now), returning what it
+// GC deletes every version directory except the live one, the rollback
+// target and keep (a version being written now), returning what it
 // removed.
 func GC(dbdir, keep string) ([]string, error) {
 	cur, err := Current(dbdir)

@@ -220,3 +220,22 @@ func FuzzDecodeAd(f *testing.F) {
 		}
 	})
 }
+
+// TestNeverLiveIsNotRollbackTarget: a version a killed job finished but
+// never flipped is not the rollback target, and GC removes it.
+func TestNeverLiveIsNotRollbackTarget(t *testing.T) {
+	dbdir := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		write(t, dbdir, v, 3)
+		if err := Flip(dbdir, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, dbdir, "v3", 3) // finished, the process died before Flip
+	if p, _ := Previous(dbdir); p != "v1" {
+		t.Fatalf("previous is %q, want v1", p)
+	}
+	if removed, err := GC(dbdir, ""); err != nil || len(removed) != 1 || removed[0] != "v3" {
+		t.Fatalf("GC removed %v, %v", removed, err)
+	}
+}
