@@ -8,7 +8,7 @@ import (
 )
 
 // linear is y = x Wᵀ + b with W stored [out, in], packed once for the
-// GEMM (optionally in bfloat16).
+// GEMM (optionally in bfloat16); w is only kept until then.
 type linear struct {
 	in, out int
 	w, b    []float32
@@ -43,6 +43,7 @@ func (l *linear) pack(bf16 bool) {
 	} else {
 		l.p = gemm.Pack(l.w, l.out, l.in)
 	}
+	l.w = nil // apply reads only the packed copy; keeping W would hold the fp32 weights twice
 }
 
 // packAll packs every layer: big in bfloat16 when bf16 is set, small
