@@ -114,7 +114,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("refresh: model version %s has no L1 route", vdir)
 	}
 	rep := &Report{Version: o.Version, ModelVersion: mf.Version, Ads: len(d.AdIDs), Items: len(d.ItemIDs)}
-	nt, od := len(cfg.Tasks), cfg.Model.L1.OutDim
+	// The ad towers fix the vector width: the data's config carries the
+	// schema, not the model section the towers were trained with.
+	towers := make([]*engine.L1Ad, len(routes))
+	for ri, r := range routes {
+		files := mf.L1[r].Files
+		if len(files) != 2 {
+			return nil, fmt.Errorf("refresh: %s: route %s lists %d files, want the user and ad towers", vdir, r, len(files))
+		}
+		if towers[ri], err = engine.LoadL1Ad(filepath.Join(vdir, files[1]), engine.Options{}); err != nil {
+			return nil, err
+		}
+		if towers[ri].OutDim != towers[0].OutDim {
+			return nil, fmt.Errorf("refresh: %s: route %s has d=%d, route %s d=%d", vdir, r, towers[ri].OutDim, routes[0], towers[0].OutDim)
+		}
+	}
+	nt, od := len(cfg.Tasks), towers[0].OutDim
 	nr := len(routes)
 	vectors := make([]float32, len(d.AdIDs)*nr*nt*od) // ads × routes × tasks × od
 	pool := engine.NewPool(o.Threads)
@@ -132,13 +147,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}()
 	for ri, r := range routes {
 		files := mf.L1[r].Files
-		if len(files) != 2 {
-			return nil, fmt.Errorf("refresh: %s: route %s lists %d files, want the user and ad towers", vdir, r, len(files))
-		}
-		ad, err := engine.LoadL1Ad(filepath.Join(vdir, files[1]), engine.Options{})
-		if err != nil {
-			return nil, err
-		}
+		ad := towers[ri]
 		if err := embed(ctx, d, ad, pool, vectors, ri, nr, logw, r); err != nil {
 			return nil, err
 		}
@@ -204,8 +213,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	extra, _ := json.Marshal(rep.Routes)
+	var rules []snapshot.Rule
+	for _, r := range mf.Routing {
+		rules = append(rules, snapshot.Rule{Surface: r.Surface, Product: r.Product, Route: r.Route})
+	}
 	if err := w.Finish(snapshot.Manifest{Created: time.Now().UTC(), ModelVersion: mf.Version, SchemaHash: mf.SchemaHash,
-		Tasks: cfg.Tasks, Routes: routes, OutDim: od, Extra: extra}); err != nil {
+		Tasks: cfg.Tasks, Routes: routes, Routing: rules, OutDim: od, Extra: extra}); err != nil {
 		return nil, err
 	}
 	finished = true
