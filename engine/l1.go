@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/tandemml/tandem/checkpoint"
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/feature"
 )
@@ -33,6 +34,24 @@ func LoadL1User(path string, o Options) (*L1User, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadL1User(f, cfg, meta, path, o)
+}
+
+// LoadL1UserBytes decodes a user tower export held in memory (a snapshot's
+// copy); name labels errors.
+func LoadL1UserBytes(name string, b []byte, o Options) (*L1User, error) {
+	f, err := checkpoint.Decode(name, b)
+	if err != nil {
+		return nil, err
+	}
+	f, cfg, meta, err := exportOf(f, name, "l1.user")
+	if err != nil {
+		return nil, err
+	}
+	return loadL1User(f, cfg, meta, name, o)
+}
+
+func loadL1User(f *checkpoint.File, cfg *config.Config, meta *exportMeta, path string, o Options) (*L1User, error) {
 	ft := splitFeatures(cfg)
 	mc := cfg.Model
 	e := mc.EmbedDim
@@ -287,3 +306,8 @@ func (m *L1Ad) Run(w *Worker, b *Batch, out []float32) error {
 	}
 	return nil
 }
+
+// UserDenseDefaults returns, per user dense feature, the raw value the
+// tower normalises to 0 (its running mean): the default of a feature a
+// request leaves out.
+func (m *L1User) UserDenseDefaults() []float32 { return m.bn.means(0, m.dims.UserDense) }

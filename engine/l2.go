@@ -290,3 +290,8 @@ func (m *L2) targetAttention(w *Worker, x0 []float32, b *Batch, so seqOut) {
 		kernel.Dots(dst, s, vt[lo*dd:(lo+ln)*dd], ln)
 	}
 }
+
+// UserDenseDefaults returns, per user dense feature, the raw value the
+// model normalises to 0 (its running mean): the default of a feature a
+// request leaves out.
+func (m *L2) UserDenseDefaults() []float32 { return m.bn.means(0, m.dims.UserDense) }

@@ -121,3 +121,17 @@ func (b *bn) apply(dst, raw []float32, first int) {
 		dst[j] = float32(z)*b.weight[k] + b.bias[k]
 	}
 }
+
+// means returns the running means of features [first, first+n) as float32:
+// the raw values that normalise to 0, which serving gives a feature a
+// request leaves out. A nil bn (no dense features) gives zeros.
+func (b *bn) means(first, n int) []float32 {
+	out := make([]float32, n)
+	if b == nil {
+		return out
+	}
+	for j := range out {
+		out[j] = float32(b.mean[first+j])
+	}
+	return out
+}

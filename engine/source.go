@@ -105,6 +105,11 @@ func readExport(path, kind string) (*checkpoint.File, *config.Config, *exportMet
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return exportOf(f, path, kind)
+}
+
+// exportOf reads the metadata of a decoded export named path.
+func exportOf(f *checkpoint.File, path, kind string) (*checkpoint.File, *config.Config, *exportMeta, error) {
 	var cfg config.Config
 	if err := f.MetaJSON("tandem.config", &cfg); err != nil {
 		return nil, nil, nil, err

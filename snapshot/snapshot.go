@@ -34,16 +34,37 @@ const (
 // ("ads", "items") and blob, computed over its keys and values in key
 // order; Counts the rows or bytes of each.
 type Manifest struct {
-	Version      string            `json:"version"`
-	Created      time.Time         `json:"created"`
-	ModelVersion string            `json:"model_version"`
-	SchemaHash   string            `json:"schema_hash"`
-	Tasks        []string          `json:"tasks"`
-	Routes       []string          `json:"routes"` // order of Ad.Vectors
-	OutDim       int               `json:"out_dim"`
-	Extra        json.RawMessage   `json:"extra,omitempty"` // the writer's own details (e.g. index parameters, check results)
-	Sums         map[string]string `json:"sums"`
-	Counts       map[string]int64  `json:"counts"`
+	Version      string    `json:"version"`
+	Created      time.Time `json:"created"`
+	ModelVersion string    `json:"model_version"`
+	SchemaHash   string    `json:"schema_hash"`
+	Tasks        []string  `json:"tasks"`
+	Routes       []string  `json:"routes"` // order of Ad.Vectors
+	// Routing maps (surface, product) to a route, first match wins, "*"
+	// matching anything: the model version's map, which serving follows.
+	Routing []Rule            `json:"routing"`
+	OutDim  int               `json:"out_dim"`
+	Extra   json.RawMessage   `json:"extra,omitempty"` // the writer's own details (e.g. index parameters, check results)
+	Sums    map[string]string `json:"sums"`
+	Counts  map[string]int64  `json:"counts"`
+}
+
+// Rule is one entry of a routing map.
+type Rule struct {
+	Surface string `json:"surface"`
+	Product string `json:"product"`
+	Route   string `json:"route"`
+}
+
+// RouteFor returns the route of (surface, product) under rules, "" when
+// none matches.
+func RouteFor(rules []Rule, surface, product string) string {
+	for _, r := range rules {
+		if (r.Surface == "*" || r.Surface == surface) && (r.Product == "*" || r.Product == product) {
+			return r.Route
+		}
+	}
+	return ""
 }
 
 // Writer writes one new version. Close it with Finish (or Abort).

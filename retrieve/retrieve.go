@@ -1,0 +1,203 @@
+// Package retrieve is L1 candidate retrieval (SYSTEM.md §4): the user tower
+// of every route that serves the request's surface and admitted products,
+// an ANN search of the route's index for the top K′ by ⟨u, a⟩ among the
+// ads the filters admit, per-task scores σ(⟨u_t, a_t⟩ + β_t) from the
+// stored a_t, and the top k by utility (bid × pCTR) over all routes.
+//
+// Filters apply inside the graph traversal (index.SearchOptions.Filter): an
+// ad must be active, eligible on the request's surface, of an admitted
+// product routed to the route, and bid at least the minimum. Exact mode
+// scans the admitted ads instead of walking the graph.
+package retrieve
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/tandemml/tandem/catalog"
+	"github.com/tandemml/tandem/engine"
+	"github.com/tandemml/tandem/index"
+	"github.com/tandemml/tandem/query"
+	"github.com/tandemml/tandem/snapshot"
+)
+
+// Mode is how the index is searched.
+type Mode int
+
+const (
+	// HNSW walks the route's graph.
+	HNSW Mode = iota
+	// Exact scans every admitted ad.
+	Exact
+)
+
+// ParseMode reads "hnsw" or "exact".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "hnsw", "":
+		return HNSW, nil
+	case "exact":
+		return Exact, nil
+	}
+	return 0, fmt.Errorf("retrieval mode %q: want hnsw or exact", s)
+}
+
+// Options are one call's parameters.
+type Options struct {
+	K int
+	// Products admitted (indexes into the config's products; nil: all).
+	Products []int
+	MinBid   float32
+	Mode     Mode
+	// KPrime is the number of index results rescored per route (default
+	// max(4k, 200)); Ef the beam width (default KPrime).
+	KPrime, Ef int
+}
+
+// Hit is one retrieved ad.
+type Hit struct {
+	Row     int32 // the ad's row in the catalog
+	Route   int   // index into Catalog.Routes
+	Scores  []float32
+	Utility float64
+}
+
+// Scratch is one goroutine's reusable state.
+type Scratch struct {
+	w     *engine.Worker
+	b     engine.Batch
+	u     []float32
+	s     *index.Searcher
+	hits  []Hit
+	score []float32
+}
+
+var pool = sync.Pool{New: func() any { return &Scratch{w: engine.NewWorker(), s: index.NewSearcher()} }}
+
+// Retrieve returns the top o.K ads for u, best first. The Scores of the
+// hits are fresh slices, kept by the caller.
+func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
+	if o.K <= 0 {
+		return nil, fmt.Errorf("retrieve: k = %d", o.K)
+	}
+	kp := o.KPrime
+	if kp <= 0 {
+		kp = max(4*o.K, 200)
+	}
+	kp = max(kp, o.K)
+	ef := max(o.Ef, kp)
+	sc := pool.Get().(*Scratch)
+	defer pool.Put(sc)
+	cfg := c.Cfg
+	surface := cfg.Surfaces[u.Surface].Name
+	products := o.Products
+	if products == nil {
+		products = make([]int, len(cfg.Products))
+		for i := range products {
+			products[i] = i
+		}
+	}
+	// Routes serving (surface, product) for each admitted product.
+	perRoute := map[int][]bool{}
+	for _, p := range products {
+		name := snapshot.RouteFor(c.Manifest.Routing, surface, cfg.Products[p])
+		if name == "" && len(c.Manifest.Routing) == 0 && len(c.Routes) == 1 {
+			name = c.Routes[0].Name // a snapshot written before routing maps were stored
+		}
+		r := slices.IndexFunc(c.Routes, func(r *catalog.Route) bool { return r.Name == name })
+		if r < 0 {
+			continue
+		}
+		if perRoute[r] == nil {
+			perRoute[r] = make([]bool, len(cfg.Products))
+		}
+		perRoute[r][p] = true
+	}
+	nt := len(c.Tasks)
+	click := slices.Index(c.Tasks, "click")
+	sc.hits = sc.hits[:0]
+	bit := uint8(1) << u.Surface
+	for _, ri := range slices.Sorted(func(yield func(int) bool) {
+		for r := range perRoute {
+			if !yield(r) {
+				return
+			}
+		}
+	}) {
+		r := c.Routes[ri]
+		admit := perRoute[ri]
+		query.ResetUsers(&sc.b)
+		c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
+		sc.u = slices.Grow(sc.u[:0], nt*r.User.OutDim)[:nt*r.User.OutDim]
+		if err := r.User.Run(sc.w, &sc.b, sc.u); err != nil {
+			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
+		}
+		od := r.User.OutDim
+		q := sc.u[r.Task*od : (r.Task+1)*od]
+		filter := func(id int32) bool {
+			a := r.Ads[id]
+			return c.Active[a] && c.Eligible[a]&bit != 0 && admit[c.Product[a]] && c.Bid[a] >= o.MinBid
+		}
+		var res []index.Result
+		var err error
+		if o.Mode == Exact {
+			res, err = r.Graph.SearchExact(q, kp, filter, sc.s)
+		} else {
+			res, err = r.Graph.SearchWith(q, index.SearchOptions{K: kp, Ef: ef, Filter: filter}, sc.s)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
+		}
+		for _, h := range res {
+			a := r.Ads[h.ID]
+			scores := make([]float32, nt)
+			for t := range nt {
+				if !r.User.HasTask(t) {
+					continue
+				}
+				z := dot(sc.u[t*od:(t+1)*od], c.Vector(a, r.Pos, t)) + r.User.Beta(t)
+				scores[t] = sigmoid(z)
+			}
+			util := float64(c.Bid[a])
+			if click >= 0 {
+				util *= float64(scores[click])
+			}
+			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Scores: scores, Utility: util})
+		}
+	}
+	slices.SortStableFunc(sc.hits, func(a, b Hit) int {
+		if c := cmp.Compare(b.Utility, a.Utility); c != 0 {
+			return c
+		}
+		return cmp.Compare(c.AdIDs[a.Row], c.AdIDs[b.Row])
+	})
+	// An ad two routes returned keeps its best entry.
+	out := make([]Hit, 0, o.K)
+	seen := map[int32]bool{}
+	for _, h := range sc.hits {
+		if len(out) == o.K {
+			break
+		}
+		if seen[h.Row] {
+			continue
+		}
+		seen[h.Row] = true
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func sigmoid(z float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(z))))
+}
