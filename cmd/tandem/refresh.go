@@ -41,11 +41,23 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// runIndex is `tandem index ls|rollback`: they read DBDIR and replace
-// CURRENT only, so they work while a server has the live version open.
+// runIndex is `tandem index ls|rollback|build|query`. ls and rollback read
+// DBDIR and replace CURRENT only, so they work while a server has the live
+// version open; build and query work on a standalone index directory over
+// vector files (indextool.go).
 func runIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "build":
+			return runIndexBuild(ctx, args[1:], stdout, stderr)
+		case "query":
+			return runIndexQuery(ctx, args[1:], stdout, stderr)
+		}
+	}
 	if len(args) == 0 || (args[0] != "ls" && args[0] != "rollback") {
-		fmt.Fprintln(stderr, "usage: tandem index ls|rollback -db DBDIR [-to VERSION]")
+		fmt.Fprintln(stderr, "usage: tandem index ls|rollback -db DBDIR [-to VERSION]\n"+
+			"       tandem index build -vectors FILE -out DIR [-metric l2|ip|cos|rawip] [-m M] [-ef-construction N] [-threads T] [-seed S]\n"+
+			"       tandem index query -index DIR -queries FILE [-k K] [-ef EF] [-threads T] [-out RESULTS.ivecs] [-gt TRUTH.ivecs]")
 		return errUsage
 	}
 	sub := args[0]
