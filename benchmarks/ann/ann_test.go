@@ -2,70 +2,81 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
+	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/tandemml/tandem/index"
 )
 
-func TestIDX(t *testing.T) {
-	// Two 2×3 "images".
-	raw := []byte{0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255}
+func TestIdxPath(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "x-idx3-ubyte")
-	if err := os.WriteFile(plain, raw, 0o644); err != nil {
-		t.Fatal(err)
+	if got := idxPath(dir, "x-idx3-ubyte"); got != plain {
+		t.Errorf("idxPath without files = %s, want %s", got, plain)
 	}
-	var zb bytes.Buffer
-	zw := gzip.NewWriter(&zb)
-	zw.Write(raw)
-	zw.Close()
-	gz := plain + ".gz"
-	if err := os.WriteFile(gz, zb.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{plain, gz} {
-		rows, n, dim, err := readIDXImages(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != 2 || dim != 6 || rows[0] != 0 || rows[5] != 5 || rows[11] != 255 {
-			t.Errorf("%s: n=%d dim=%d rows=%v", p, n, dim, rows)
-		}
-	}
-	if got := idxPath(dir, "x-idx3-ubyte"); got != gz {
+	os.WriteFile(plain+".gz", nil, 0o644)
+	if got := idxPath(dir, "x-idx3-ubyte"); got != plain+".gz" {
 		t.Errorf("idxPath = %s, want the .gz file", got)
 	}
-	for _, bad := range [][]byte{
-		raw[:3],                                 // short header
-		raw[:20],                                // short data
-		append([]byte{1}, raw[1:]...),           // magic
-		{0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0}, // float type
-	} {
-		if _, _, _, err := decodeIDX(bytes.NewReader(bad)); err == nil {
-			t.Errorf("decodeIDX(%v): no error", bad)
+}
+
+// TestGroundTruth compares both modes of groundTruth with index.Exact.
+func TestGroundTruth(t *testing.T) {
+	const nb, nq, dim, k = 700, 30, 9, 10
+	rng := rand.New(rand.NewPCG(1, 2))
+	base, queries := make([]float32, nb*dim), make([]float32, nq*dim)
+	for i := range base {
+		base[i] = float32(rng.NormFloat64()) * float32(1+i%3)
+	}
+	for i := range queries {
+		queries[i] = float32(rng.NormFloat64())
+	}
+	for _, c := range []struct {
+		ip     bool
+		metric index.Metric
+	}{{false, index.L2}, {true, index.InnerProduct}} {
+		got := groundTruth(base, nb, queries, nq, dim, k, c.ip)
+		for i := range nq {
+			res, err := index.Exact(base, dim, c.metric, queries[i*dim:(i+1)*dim], k, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]int32, len(res))
+			for j, r := range res {
+				want[j] = r.ID
+			}
+			if !slices.Equal(got[i], want) {
+				t.Errorf("%v query %d: %v, index.Exact %v", c.metric, i, got[i], want)
+			}
 		}
 	}
 }
 
-func TestVecsFiles(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "a.fvecs")
-	if err := writeFvecs(p, []float32{1, 2, 3, 4, 5, 6}, 3); err != nil {
+func TestPlotCurves(t *testing.T) {
+	rep := &report{Dataset: "test", Metric: "L2", Base: 10, Queries: 2, Dim: 3, K: 10, Libraries: []library{
+		{Name: "a", Points: []point{{Ef: 10, Threads: 1, Recall: 0.9, QPS: 1000}, {Ef: 20, Threads: 1, Recall: 0.97, QPS: 500},
+			{Ef: 10, Threads: 2, Recall: 0.9, QPS: 1900}}},
+		{Name: "b", Points: []point{{Ef: 10, Threads: 1, Recall: 0.8, QPS: 3000}}},
+	}}
+	p := filepath.Join(t.TempDir(), "curves.png")
+	if err := plotCurves(p, rep); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(p)
-	if len(b) != 2*16 || b[0] != 3 {
-		t.Errorf("fvecs bytes %v", b)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// An ivecs file is the same layout with int32 values.
-	ids, err := readIvecs(p, 3)
-	if err != nil || len(ids) != 2 || ids[1][0] != int32(math.Float32bits(4)) {
-		t.Errorf("readIvecs = %v, %v", ids, err)
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil || img.Bounds().Dx() < 500 {
+		t.Fatalf("PNG: %v, %v", img.Bounds(), err)
 	}
-	if _, err := readIvecs(p, 2); err == nil {
-		t.Error("readIvecs with the wrong k: no error")
+	if err := plotCurves(filepath.Join(t.TempDir(), "empty.png"), &report{}); err == nil {
+		t.Error("a report without points: no error")
 	}
 }
 

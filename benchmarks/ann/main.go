@@ -19,6 +19,20 @@
 // layer and builds with EfSearch = efConstruction). Each timed pass runs
 // all queries; it is repeated at least three times and until -min-time has
 // passed, and the fastest pass counts (the same on the Python side).
+//
+// With -json FILE the results are written there and the recall-vs-queries/s
+// curves beside it as a PNG (FILE with .png for .json).
+//
+// With -ads-data DIR -ads-model MODELDIR the vectors are instead those of
+// retrieval, maximum inner product search on trained towers: the base is
+// a_click of every ad the model version's route serves (its L1 ad tower on
+// the inference engine, as the nightly refresh indexes them), from the
+// catalog of -ads-catalog (default: DIR), and the queries are u_click of
+// DIR's test requests (the same version's user tower). Both index.InnerProduct
+// (norm augmentation) and index.RawIP are built and swept; the truth is the
+// exact inner product.
+//
+//	go run ./benchmarks/ann -ads-data D/data -ads-model D/models [-ads-catalog DIR] [-nq 2000] [-json FILE]
 package main
 
 import (
@@ -40,6 +54,7 @@ import (
 	"github.com/coder/hnsw"
 
 	"github.com/tandemml/tandem/index"
+	"github.com/tandemml/tandem/vecfile"
 )
 
 // library is one library's measurements.
@@ -52,6 +67,8 @@ type library struct {
 
 type report struct {
 	Dataset    string             `json:"dataset"`
+	Metric     string             `json:"metric"`
+	Note       string             `json:"note,omitempty"`
 	Base       int                `json:"base"`
 	Queries    int                `json:"queries"`
 	Dim        int                `json:"dim"`
@@ -88,7 +105,11 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "Python with hnswlib, faiss and numpy")
 	minTime := flag.Duration("min-time", time.Second, "minimum time of each measured point")
 	targets := flag.String("recalls", "0.9,0.95,0.97,0.98,0.99,0.995", "recalls at which the curves are compared")
-	jsonOut := flag.String("json", "", "write the results as JSON here")
+	jsonOut := flag.String("json", "", "write the results as JSON here and the curves beside it as PNG")
+	adsData := flag.String("ads-data", "", "ads mode: data directory whose test requests give the queries u_click")
+	adsModel := flag.String("ads-model", "", "ads mode: model directory; its CURRENT version embeds ads and requests")
+	adsCatalog := flag.String("ads-catalog", "", "ads mode: data directory whose ads are indexed (default: -ads-data)")
+	adsRoute := flag.String("ads-route", "", "ads mode: the L1 route (default: the first)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -100,31 +121,51 @@ func main() {
 	if err != nil {
 		log.Fatalf("-recalls: %v", err)
 	}
-	base, nBase, dim, err := readIDXImages(idxPath(*data, "train-images-idx3-ubyte"))
-	if err != nil {
-		log.Fatal(err)
+	rep := report{Dataset: "fashion-mnist", Metric: "L2", K: *k, M: *m, EfC: *efc,
+		Threads: *threads, CPU: cpuName(), GoVersion: runtime.Version(), Errors: map[string]string{}}
+	var base, queries []float32
+	var dim int
+	if *adsData != "" {
+		if *adsModel == "" {
+			log.Fatal("-ads-data needs -ads-model")
+		}
+		t0 := time.Now()
+		set, err := loadAds(*adsData, *adsCatalog, *adsModel, *adsRoute, *nq, *threads)
+		if err != nil {
+			log.Fatal(err)
+		}
+		base, queries, dim = set.base, set.queries, set.dim
+		rep.Dataset, rep.Metric = fmt.Sprintf("ads (%d ads, route %s)", len(base)/dim, set.route), "inner product"
+		rep.Note = fmt.Sprintf("model version %s; a_click of the %d of %d catalog ads the route serves, catalog %s; u_click of test requests of %s",
+			set.model, len(base)/dim, set.catalogAds, cmpOr(*adsCatalog, *adsData), *adsData)
+		log.Printf("ads: embedded %d ads and %d requests (d = %d) in %.1fs", len(base)/dim, len(queries)/dim, dim, time.Since(t0).Seconds())
+	} else {
+		var nQuery, qdim int
+		var err error
+		base, _, dim, err = vecfile.ReadIDX(idxPath(*data, "train-images-idx3-ubyte"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		queries, nQuery, qdim, err = vecfile.ReadIDX(idxPath(*data, "t10k-images-idx3-ubyte"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if qdim != dim {
+			log.Fatalf("base rows have %d values, queries %d", dim, qdim)
+		}
+		if *nq > 0 && *nq < nQuery {
+			queries = queries[:*nq*dim]
+		}
 	}
-	queries, nQuery, qdim, err := readIDXImages(idxPath(*data, "t10k-images-idx3-ubyte"))
-	if err != nil {
-		log.Fatal(err)
+	if *nb > 0 && *nb < len(base)/dim {
+		base = base[:*nb*dim]
 	}
-	if qdim != dim {
-		log.Fatalf("base rows have %d values, queries %d", dim, qdim)
-	}
-	if *nb > 0 && *nb < nBase {
-		nBase, base = *nb, base[:*nb*dim]
-	}
-	if *nq > 0 && *nq < nQuery {
-		nQuery, queries = *nq, queries[:*nq*dim]
-	}
-	rep := report{
-		Dataset: "fashion-mnist", Base: nBase, Queries: nQuery, Dim: dim, K: *k, M: *m, EfC: *efc,
-		Threads: *threads, CPU: cpuName(), GoVersion: runtime.Version(), Errors: map[string]string{},
-	}
-	log.Printf("fashion-mnist: %d base, %d queries, dim %d, %d cores", nBase, nQuery, dim, *threads)
+	nBase, nQuery := len(base)/dim, len(queries)/dim
+	rep.Base, rep.Queries, rep.Dim = nBase, nQuery, dim
+	log.Printf("%s: %d base, %d queries, dim %d, %d cores", rep.Dataset, nBase, nQuery, dim, *threads)
 
 	t0 := time.Now()
-	truth := groundTruth(base, nBase, queries, nQuery, dim, *k)
+	truth := groundTruth(base, nBase, queries, nQuery, dim, *k, *adsData != "")
 	rep.TruthS = time.Since(t0).Seconds()
 	log.Printf("ground truth: %.1fs", rep.TruthS)
 
@@ -132,8 +173,23 @@ func main() {
 	for _, l := range strings.Split(*libs, ",") {
 		run[strings.TrimSpace(l)] = true
 	}
+	if *adsData != "" {
+		// Only our two inner-product variants: the other libraries run L2 here.
+		rep.TandemDist = map[string]float64{}
+		for _, v := range []struct {
+			name   string
+			metric index.Metric
+		}{{"tandem ip", index.InnerProduct}, {"tandem rawip", index.RawIP}} {
+			lib, dists := runTandem(v.name, v.metric, base, queries, dim, *k, *m, *efc, efs, *threads, *minTime, truth)
+			rep.Libraries = append(rep.Libraries, lib)
+			for ef, d := range dists {
+				rep.TandemDist[v.name+" ef "+ef] = d
+			}
+		}
+		run = map[string]bool{}
+	}
 	if run["tandem"] {
-		lib, dists := runTandem(base, queries, dim, *k, *m, *efc, efs, *threads, *minTime, truth)
+		lib, dists := runTandem("tandem", index.L2, base, queries, dim, *k, *m, *efc, efs, *threads, *minTime, truth)
 		rep.Libraries = append(rep.Libraries, lib)
 		rep.TandemDist = dists
 	}
@@ -161,7 +217,19 @@ func main() {
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
 			log.Fatal(err)
 		}
+		png := strings.TrimSuffix(*jsonOut, ".json") + ".png"
+		if err := plotCurves(png, &rep); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("wrote %s and %s", *jsonOut, png)
 	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // idxPath prefers the gzipped file and falls back to the plain one.
@@ -214,15 +282,15 @@ func timeQueries(nq, k, threads int, minTime time.Duration, search func(worker, 
 // minPasses is the least number of timed passes per measured point.
 const minPasses = 3
 
-func runTandem(base, queries []float32, dim, k, m, efc int, efs []int, threads int, minTime time.Duration, truth [][]int32) (library, map[string]float64) {
-	lib := library{Name: "tandem", Version: runtime.Version()}
+func runTandem(name string, metric index.Metric, base, queries []float32, dim, k, m, efc int, efs []int, threads int, minTime time.Duration, truth [][]int32) (library, map[string]float64) {
+	lib := library{Name: name, Version: runtime.Version()}
 	t0 := time.Now()
-	g, err := index.Build(base, dim, index.Config{M: m, EfConstruction: efc, Metric: index.L2, Seed: 1}, threads)
+	g, err := index.Build(base, dim, index.Config{M: m, EfConstruction: efc, Metric: metric, Seed: 1}, threads)
 	if err != nil {
 		log.Fatal(err)
 	}
 	lib.BuildS = time.Since(t0).Seconds()
-	log.Printf("tandem: built in %.1fs (%d threads), %d layers", lib.BuildS, threads, g.Levels())
+	log.Printf("%s: built in %.1fs (%d threads), %d layers", name, lib.BuildS, threads, g.Levels())
 	nq := len(queries) / dim
 	dists := map[string]float64{}
 	for _, th := range []int{1, threads} {
@@ -244,7 +312,7 @@ func runTandem(base, queries []float32, dim, k, m, efc int, efs []int, threads i
 			})
 			p := point{Ef: ef, Threads: th, Recall: recall(ids, truth), QPS: qps}
 			lib.Points = append(lib.Points, p)
-			log.Printf("tandem: ef %d threads %d: recall %.4f, %.0f queries/s", ef, th, p.Recall, p.QPS)
+			log.Printf("%s: ef %d threads %d: recall %.4f, %.0f queries/s", name, ef, th, p.Recall, p.QPS)
 		}
 	}
 	// Distances per query, from one more untimed single-thread pass.
@@ -315,10 +383,10 @@ func runPython(python string, names []string, base, queries []float32, dim, k, m
 	}
 	defer os.RemoveAll(dir)
 	bp, qp := filepath.Join(dir, "base.fvecs"), filepath.Join(dir, "queries.fvecs")
-	if err := writeFvecs(bp, base, dim); err != nil {
+	if err := vecfile.WriteFvecs(bp, base, dim); err != nil {
 		return nil, err
 	}
-	if err := writeFvecs(qp, queries, dim); err != nil {
+	if err := vecfile.WriteFvecs(qp, queries, dim); err != nil {
 		return nil, err
 	}
 	script := filepath.Join("benchmarks", "ann", "pyann.py")
@@ -355,9 +423,16 @@ func runPython(python string, names []string, base, queries []float32, dim, k, m
 		lib := library{Name: name, Version: pl.Version, BuildS: pl.BuildS}
 		log.Printf("%s: built in %.1fs (%d threads)", name, pl.BuildS, pl.BuildThreads)
 		for _, r := range pl.Runs {
-			ids, err := readIvecs(r.IDs, k)
+			flat, kd, err := vecfile.ReadIvecs(r.IDs)
 			if err != nil {
 				return libs, err
+			}
+			if kd != k {
+				return libs, fmt.Errorf("%s: rows of %d ids, want %d", r.IDs, kd, k)
+			}
+			ids := make([][]int32, len(flat)/k)
+			for i := range ids {
+				ids[i] = flat[i*k : (i+1)*k]
 			}
 			if len(ids) != len(truth) {
 				return libs, fmt.Errorf("%s: %d result rows for %d queries", r.IDs, len(ids), len(truth))
@@ -375,8 +450,11 @@ func runPython(python string, names []string, base, queries []float32, dim, k, m
 // as markdown, and fills rep.Matched.
 func render(rep *report, recalls []float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Fashion-MNIST: %d base, %d queries, dim %d, L2, k=%d, M=%d, efConstruction=%d\n\n",
-		rep.Base, rep.Queries, rep.Dim, rep.K, rep.M, rep.EfC)
+	fmt.Fprintf(&b, "\n## %s: %d base, %d queries, dim %d, %s, k=%d, M=%d, efConstruction=%d\n\n",
+		rep.Dataset, rep.Base, rep.Queries, rep.Dim, rep.Metric, rep.K, rep.M, rep.EfC)
+	if rep.Note != "" {
+		b.WriteString(rep.Note + ".\n\n")
+	}
 	fmt.Fprintf(&b, "CPU: %s, %d cores used for the parallel rows and for building. %s.\n\n", rep.CPU, rep.Threads, rep.GoVersion)
 
 	header := []string{"library", "build s", "ef", "recall@" + strconv.Itoa(rep.K), "queries/s 1 thread", fmt.Sprintf("recall (%d threads)", rep.Threads), fmt.Sprintf("queries/s %d threads", rep.Threads)}

@@ -11,12 +11,13 @@ import (
 )
 
 // groundTruth returns the exact k nearest base rows (squared L2) of every
-// query, nearest first, ties by id. Inner products come from the SGEMM
-// kernel, one block of queries per goroutine at a time; the best shortlist
-// rows by ‖b‖² − 2⟨q,b⟩ are then re-ranked by the distance computed from
-// differences in float64, so float32 rounding of the products cannot swap
-// neighbours.
-func groundTruth(base []float32, nb int, queries []float32, nq, dim, k int) [][]int32 {
+// query, nearest first, ties by id; with ip, the k rows of largest inner
+// product instead. Inner products come from the SGEMM kernel, one block of
+// queries per goroutine at a time; the best shortlist rows by
+// ‖b‖² − 2⟨q,b⟩ (by ⟨q,b⟩ with ip) are then re-ranked by the distance
+// computed from differences (the inner product) in float64, so float32
+// rounding of the products cannot swap neighbours.
+func groundTruth(base []float32, nb int, queries []float32, nq, dim, k int, ip bool) [][]int32 {
 	const block, shortlist = 64, 100
 	w := gemm.Pack(base, nb, dim)
 	norms := make([]float32, nb)
@@ -24,6 +25,9 @@ func groundTruth(base []float32, nb int, queries []float32, nq, dim, k int) [][]
 		s := float32(0)
 		for _, v := range base[j*dim : (j+1)*dim] {
 			s += v * v
+		}
+		if ip {
+			s = 0
 		}
 		norms[j] = s
 	}
@@ -55,13 +59,17 @@ func groundTruth(base []float32, nb int, queries []float32, nq, dim, k int) [][]
 				for i := range m {
 					q := queries[(i0+i)*dim : (i0+i+1)*dim]
 					for j, p := range c[i*nb : (i+1)*nb] {
-						scores[j] = 2*p - norms[j]
+						scores[j] = 2*p - norms[j] // 2p when ip
 					}
 					idx = kernel.TopK(idx[:0], scores, min(shortlist, nb))
 					cands = cands[:0]
 					for _, id := range idx {
 						d := 0.0
 						for t, v := range base[int(id)*dim : (int(id)+1)*dim] {
+							if ip {
+								d -= float64(v) * float64(q[t])
+								continue
+							}
 							x := float64(v) - float64(q[t])
 							d += x * x
 						}
