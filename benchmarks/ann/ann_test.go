@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tandemml/tandem/index"
+	"github.com/tandemml/tandem/vecfile"
 )
 
 func TestIdxPath(t *testing.T) {
@@ -97,5 +98,23 @@ func TestQPSAt(t *testing.T) {
 	}
 	if got := recall([][]int32{{1, 2}, {3, 9}}, [][]int32{{2, 1}, {3, 4}}); got != 0.75 {
 		t.Errorf("recall = %v, want 0.75", got)
+	}
+}
+
+func TestWriteVectors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "v")
+	if err := writeVectors(dir, []float32{1, 2, 3, 4}, []float32{5, 6}, 2, [][]int32{{1, 0}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	b, dim, err := vecfile.ReadFvecs(filepath.Join(dir, "base.fvecs"))
+	if err != nil || dim != 2 || !slices.Equal(b, []float32{1, 2, 3, 4}) {
+		t.Errorf("base: %v %d %v", b, dim, err)
+	}
+	gt, k, err := vecfile.ReadIvecs(filepath.Join(dir, "gt.ivecs"))
+	if err != nil || k != 2 || !slices.Equal(gt, []int32{1, 0}) {
+		t.Errorf("gt: %v %d %v", gt, k, err)
+	}
+	if err := writeVectors(dir, nil, nil, 2, [][]int32{{1}}, 2); err == nil {
+		t.Error("a short truth row: no error")
 	}
 }

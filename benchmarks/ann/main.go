@@ -32,7 +32,7 @@
 // (norm augmentation) and index.RawIP are built and swept; the truth is the
 // exact inner product.
 //
-//	go run ./benchmarks/ann -ads-data D/data -ads-model D/models [-ads-catalog DIR] [-nq 2000] [-json FILE]
+//	go run ./benchmarks/ann -ads-data D/data -ads-model D/models [-ads-catalog DIR] [-nq 2000] [-json FILE] [-write-vectors DIR]
 package main
 
 import (
@@ -110,6 +110,7 @@ func main() {
 	adsModel := flag.String("ads-model", "", "ads mode: model directory; its CURRENT version embeds ads and requests")
 	adsCatalog := flag.String("ads-catalog", "", "ads mode: data directory whose ads are indexed (default: -ads-data)")
 	adsRoute := flag.String("ads-route", "", "ads mode: the L1 route (default: the first)")
+	writeVecs := flag.String("write-vectors", "", "also write base.fvecs, queries.fvecs and the exact truth gt.ivecs here (for tandem index build/query)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -168,6 +169,11 @@ func main() {
 	truth := groundTruth(base, nBase, queries, nQuery, dim, *k, *adsData != "")
 	rep.TruthS = time.Since(t0).Seconds()
 	log.Printf("ground truth: %.1fs", rep.TruthS)
+	if *writeVecs != "" {
+		if err := writeVectors(*writeVecs, base, queries, dim, truth, *k); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	run := map[string]bool{}
 	for _, l := range strings.Split(*libs, ",") {
@@ -223,6 +229,27 @@ func main() {
 		}
 		log.Printf("wrote %s and %s", *jsonOut, png)
 	}
+}
+
+// writeVectors writes the benchmark's vectors and its truth into dir.
+func writeVectors(dir string, base, queries []float32, dim int, truth [][]int32, k int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := vecfile.WriteFvecs(filepath.Join(dir, "base.fvecs"), base, dim); err != nil {
+		return err
+	}
+	if err := vecfile.WriteFvecs(filepath.Join(dir, "queries.fvecs"), queries, dim); err != nil {
+		return err
+	}
+	gt := make([]int32, 0, len(truth)*k)
+	for i, t := range truth {
+		if len(t) != k {
+			return fmt.Errorf("truth of query %d holds %d ids, want %d", i, len(t), k)
+		}
+		gt = append(gt, t...)
+	}
+	return vecfile.WriteIvecs(filepath.Join(dir, "gt.ivecs"), gt, k)
 }
 
 func cmpOr(a, b string) string {
