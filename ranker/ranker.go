@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/config"
@@ -90,8 +91,14 @@ type Ranked struct {
 	Utility float64
 }
 
+// Timings splits a call's time by stage.
+type Timings struct {
+	Gather, Model, Sort time.Duration
+}
+
 // Result is a ranking.
 type Result struct {
+	Timings Timings
 	// Tasks are the surface's tasks (indexes into the config's tasks), the
 	// order of Ranked.Probs.
 	Tasks   []int
@@ -137,6 +144,7 @@ func (m *Models) Rank(c *catalog.Catalog, u *query.User, ids []int64) (*Result, 
 	if len(rows) == 0 {
 		return res, ErrNoneKnown
 	}
+	t0 := time.Now()
 	sc := pool.Get().(*scratch)
 	defer pool.Put(sc)
 	b := &sc.b
@@ -168,11 +176,13 @@ func (m *Models) Rank(c *catalog.Catalog, u *query.User, ids []int64) (*Result, 
 		copy(b.AdDense[r*nad:(r+1)*nad], c.AdDense[int(a)*nad:(int(a)+1)*nad])
 		b.View[r] = int32(u.SurfaceView)
 	}
+	t1 := time.Now()
 	nt := len(l2.Tasks)
 	sc.logits, sc.probs = growF(sc.logits, n*nt), growF(sc.probs, n*nt)
 	if err := l2.Run(sc.w, b, sc.logits, sc.probs); err != nil {
 		return nil, fmt.Errorf("ranker: %w", err)
 	}
+	t2 := time.Now()
 	for _, t := range m.Cfg.Surfaces[u.Surface].Tasks {
 		res.Tasks = append(res.Tasks, m.Cfg.TaskIndex(t))
 	}
@@ -196,6 +206,7 @@ func (m *Models) Rank(c *catalog.Catalog, u *query.User, ids []int64) (*Result, 
 		}
 		return cmp.Compare(c.AdIDs[x.Row], c.AdIDs[y.Row])
 	})
+	res.Timings = Timings{Gather: t1.Sub(t0), Model: t2.Sub(t1), Sort: time.Since(t2)}
 	return res, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/engine"
@@ -55,6 +56,13 @@ type Options struct {
 	// KPrime is the number of index results rescored per route (default
 	// max(4k, 200)); Ef the beam width (default KPrime).
 	KPrime, Ef int
+	// Timings, when set, receives the time spent per stage.
+	Timings *Timings
+}
+
+// Timings splits a call's time by stage, summed over routes.
+type Timings struct {
+	UserTower, Search, Score time.Duration
 }
 
 // Hit is one retrieved ad.
@@ -72,7 +80,6 @@ type Scratch struct {
 	u     []float32
 	s     *index.Searcher
 	hits  []Hit
-	score []float32
 }
 
 var pool = sync.Pool{New: func() any { return &Scratch{w: engine.NewWorker(), s: index.NewSearcher()} }}
@@ -129,6 +136,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	}) {
 		r := c.Routes[ri]
 		admit := perRoute[ri]
+		t0 := time.Now()
 		query.ResetUsers(&sc.b)
 		c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
 		sc.u = slices.Grow(sc.u[:0], nt*r.User.OutDim)[:nt*r.User.OutDim]
@@ -141,6 +149,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 			a := r.Ads[id]
 			return c.Active[a] && c.Eligible[a]&bit != 0 && admit[c.Product[a]] && c.Bid[a] >= o.MinBid
 		}
+		t1 := time.Now()
 		var res []index.Result
 		var err error
 		if o.Mode == Exact {
@@ -151,6 +160,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		if err != nil {
 			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
 		}
+		t2 := time.Now()
 		for _, h := range res {
 			a := r.Ads[h.ID]
 			scores := make([]float32, nt)
@@ -166,6 +176,11 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 				util *= float64(scores[click])
 			}
 			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Scores: scores, Utility: util})
+		}
+		if tm := o.Timings; tm != nil {
+			tm.UserTower += t1.Sub(t0)
+			tm.Search += t2.Sub(t1)
+			tm.Score += time.Since(t2)
 		}
 	}
 	slices.SortStableFunc(sc.hits, func(a, b Hit) int {

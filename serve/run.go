@@ -1,0 +1,164 @@
+package serve
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
+)
+
+// Listen are the network settings of Run.
+type Listen struct {
+	// Addr is the gRPC address, e.g. "127.0.0.1:7070" (":0" picks a port;
+	// Ready reports it).
+	Addr string
+	// MetricsAddr serves /metrics and /debug/pprof/ over HTTP (empty: none).
+	MetricsAddr string
+	// CertFile and KeyFile turn on TLS.
+	CertFile, KeyFile string
+	// Token, when set, is the bearer token every Retrieve, Rank,
+	// GetModelInfo and Reload call must carry ("authorization: Bearer …");
+	// health and reflection stay open.
+	Token string
+	// MaxRecvBytes bounds a request message (default 4 MiB): a larger one
+	// fails with ResourceExhausted before it is decoded.
+	MaxRecvBytes int
+	// Drain is how long shutdown waits for in-flight calls (default 10 s).
+	Drain time.Duration
+	// Ready, when set, is called with the bound addresses once serving.
+	Ready func(grpcAddr, metricsAddr string)
+}
+
+// GRPCServer returns a grpc.Server with s, health and reflection
+// registered, and the auth interceptor when l.Token is set.
+func (s *Server) GRPCServer(l Listen) (*grpc.Server, error) {
+	if l.MaxRecvBytes <= 0 {
+		l.MaxRecvBytes = 4 << 20
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(l.MaxRecvBytes),
+		// Clients re-resolve and rebalance now and then.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 10 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
+	}
+	if l.CertFile != "" || l.KeyFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(l.CertFile, l.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("serve: TLS: %w", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	if l.Token != "" {
+		opts = append(opts, grpc.UnaryInterceptor(bearer(l.Token)))
+	}
+	g := grpc.NewServer(opts...)
+	tandemv1.RegisterTandemServer(g, s)
+	healthpb.RegisterHealthServer(g, s.Health)
+	reflection.Register(g)
+	return g, nil
+}
+
+// bearer checks the authorization metadata of tandem's own methods.
+func bearer(token string) grpc.UnaryServerInterceptor {
+	want := []byte("Bearer " + token)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, "/"+tandemv1.Tandem_ServiceDesc.ServiceName+"/") {
+			return h(ctx, req)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		got := md.Get("authorization")
+		if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
+			return nil, status.Error(codes.Unauthenticated, "missing or wrong bearer token in the authorization metadata")
+		}
+		return h(ctx, req)
+	}
+}
+
+// Run serves s until ctx ends, then drains: health turns NOT_SERVING,
+// in-flight calls get l.Drain to finish, and the server stops.
+func (s *Server) Run(ctx context.Context, l Listen) error {
+	if l.Drain <= 0 {
+		l.Drain = 10 * time.Second
+	}
+	g, err := s.GRPCServer(l)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", l.Addr, err)
+	}
+	var hs *http.Server
+	metricsAddr := ""
+	if l.MetricsAddr != "" {
+		ml, err := net.Listen("tcp", l.MetricsAddr)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("serve: listen on %s: %w", l.MetricsAddr, err)
+		}
+		metricsAddr = ml.Addr().String()
+		hs = &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ml)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.Watch(wctx)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(lis) }()
+	s.log.Info("listening", "grpc", lis.Addr().String(), "metrics", metricsAddr)
+	if l.Ready != nil {
+		l.Ready(lis.Addr().String(), metricsAddr)
+	}
+	select {
+	case err := <-errc:
+		if hs != nil {
+			hs.Close()
+		}
+		return err
+	case <-ctx.Done():
+	}
+	s.Shutdown()
+	s.log.Info("draining", "for", l.Drain.String())
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(l.Drain):
+		g.Stop()
+	}
+	if hs != nil {
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// MetricsHandler serves /metrics (Prometheus) and /debug/pprof/.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
