@@ -75,11 +75,11 @@ type Hit struct {
 
 // Scratch is one goroutine's reusable state.
 type Scratch struct {
-	w     *engine.Worker
-	b     engine.Batch
-	u     []float32
-	s     *index.Searcher
-	hits  []Hit
+	w    *engine.Worker
+	b    engine.Batch
+	u    []float32
+	s    *index.Searcher
+	hits []Hit
 }
 
 var pool = sync.Pool{New: func() any { return &Scratch{w: engine.NewWorker(), s: index.NewSearcher()} }}

@@ -312,7 +312,10 @@ func TestBadInput(t *testing.T) {
 		call        func() error
 	}{
 		{"no user", "user", func() error { _, err := c.Retrieve(context.Background(), &tandemv1.RetrieveRequest{K: 3}); return err }},
-		{"k zero", "k", func() error { _, err := c.Retrieve(context.Background(), &tandemv1.RetrieveRequest{User: home()}); return err }},
+		{"k zero", "k", func() error {
+			_, err := c.Retrieve(context.Background(), &tandemv1.RetrieveRequest{User: home()})
+			return err
+		}},
 		{"k too large", "k", func() error {
 			_, err := c.Retrieve(context.Background(), &tandemv1.RetrieveRequest{User: home(), K: 1001})
 			return err
@@ -614,4 +617,3 @@ func TestBearerToken(t *testing.T) {
 		t.Fatalf("health needs no token: %v", err)
 	}
 }
-
