@@ -12,7 +12,8 @@ import (
 )
 
 // TestDemoTrainEndToEnd runs the README's main job on the tiny scale:
-// simulate, oracle, train L2 and L1 (a few steps), publish, evaluate. It
+// simulate, oracle, train L2 and L1 (a few steps), publish, evaluate,
+// refresh, serve over loopback gRPC and answer sample queries. It
 // trains real models, so it runs outside -race (scripts/test.sh).
 func TestDemoTrainEndToEnd(t *testing.T) {
 	dir := t.TempDir()
@@ -20,8 +21,9 @@ func TestDemoTrainEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"1/5 simulate", "2/5 oracle report", "3/5 train", "published ", "4/5 evaluate",
-		"model l2 (test days)", "retrieval l1", "KL(L2 ‖ l1) on", "5/5 refresh", "recall@10", " is live", "kept everything in"} {
+	for _, want := range []string{"1/6 simulate", "2/6 oracle report", "3/6 train", "published ", "4/6 evaluate",
+		"model l2 (test days)", "retrieval l1", "KL(L2 ‖ l1) on", "5/6 refresh", "recall@10", " is live",
+		"6/6 serve", "on home_feed/", "on search/", "on related/", "Retrieve k=100: 100 ads", "p(click)", "server drained and stopped", "kept everything in"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output misses %q:\n%s", want, out)
 		}

@@ -30,6 +30,7 @@ var commands = []command{
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
 	{"refresh", "the nightly job: embed the ads, build the ANN indexes, write and flip a snapshot", runRefresh},
 	{"index", "list the snapshot versions or roll back (ls, rollback)", runIndex},
+	{"serve", "serve L1 Retrieve and L2 Rank over gRPC from the live snapshot and model", runServe},
 }
 
 func main() {

@@ -143,11 +143,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		work = tmp
 	}
 	dataDir := filepath.Join(work, "data")
-	fmt.Fprintf(stdout, "== 1/5 simulate (%s scale) ==\n", *scale)
+	fmt.Fprintf(stdout, "== 1/6 simulate (%s scale) ==\n", *scale)
 	if _, err := simulate(ctx, config.Default(), sim.Options{Dir: dataDir, Scale: *scale, Seed: *seed}, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "\n== 2/5 oracle report (test days): what a perfect model would score ==")
+	fmt.Fprintln(stdout, "\n== 2/6 oracle report (test days): what a perfect model would score ==")
 	jsonOut := ""
 	if *dir != "" {
 		jsonOut = filepath.Join(work, "oracle.json")
@@ -155,7 +155,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := oracleReport(dataDir, jsonOut, false, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\n== 3/5 train L2 and L1 (%d steps each; L1 on impression labels, without the 2-fold teacher) and publish a model version ==\n", *steps)
+	fmt.Fprintf(stdout, "\n== 3/6 train L2 and L1 (%d steps each; L1 on impression labels, without the 2-fold teacher) and publish a model version ==\n", *steps)
 	cfg := config.Default()
 	cfg.Train.Epochs, cfg.Train.MaxSteps = 1, *steps
 	cfg.Model.L1.Distill = false // the teacher's two extra L2s and ≈30 rows per request do not fit the demo's minutes
@@ -166,15 +166,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "published %s\n", res.Version)
-	fmt.Fprintln(stdout, "\n== 4/5 evaluate the trained models on the test days ==")
+	fmt.Fprintln(stdout, "\n== 4/6 evaluate the trained models on the test days ==")
 	if *dir != "" {
 		jsonOut = filepath.Join(work, "models.json")
 	}
 	if err := modelEval(dataDir, modelDir, jsonOut, "", 200, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "\n== 5/5 refresh: embed every ad with the L1 ad tower, build the HNSW index, write and flip a snapshot ==")
-	if _, err := refresh.Run(ctx, refresh.Options{Data: dataDir, ModelDir: modelDir, DBDir: filepath.Join(work, "db"), Log: stdout}); err != nil {
+	fmt.Fprintln(stdout, "\n== 5/6 refresh: embed every ad with the L1 ad tower, build the HNSW index, write and flip a snapshot ==")
+	dbDir := filepath.Join(work, "db")
+	if _, err := refresh.Run(ctx, refresh.Options{Data: dataDir, ModelDir: modelDir, DBDir: dbDir, Log: stdout}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\n== 6/6 serve: L1 Retrieve and L2 Rank over gRPC on 127.0.0.1, a few test-day requests ==")
+	if err := demoServe(ctx, cfg, dataDir, modelDir, dbDir, stdout); err != nil {
 		return err
 	}
 	if *dir != "" {
