@@ -86,5 +86,18 @@ step "tools/torchref (PyTorch)" torchref_tests
 # (or a noasm build) runs them.
 step "go vet + test -tags noasm (gemm, kernel)" sh -c 'go vet -tags noasm ./gemm ./kernel && go test -count=1 -tags noasm ./gemm ./kernel'
 step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
+# The committed gRPC code must be what scripts/genproto.sh generates.
+genproto_check() {
+	if ! command -v protoc >/dev/null; then
+		if [[ -n ${CI:-} ]]; then
+			echo "protoc is required in CI (apt-get install protobuf-compiler)" >&2
+			return 1
+		fi
+		echo "    skipped: no protoc (apt-get install protobuf-compiler)"
+		return 0
+	fi
+	./scripts/genproto.sh --check
+}
+step "generated gRPC code is current" genproto_check
 step "nested modules" nested
 echo "ok: all checks passed in $(($(date +%s) - start))s"
