@@ -617,3 +617,33 @@ func TestBearerToken(t *testing.T) {
 		t.Fatalf("health needs no token: %v", err)
 	}
 }
+
+// TestModelReload publishes a new model version (same schema) and expects
+// the watcher to serve its L2 with the unchanged snapshot.
+func TestModelReload(t *testing.T) {
+	models := t.TempDir()
+	if err := os.CopyFS(models, os.DirFS(world.Models)); err != nil {
+		t.Fatal(err)
+	}
+	s, c, _, _ := start(t, Options{DBDir: world.DB, ModelDir: models, Poll: 20 * time.Millisecond}, Listen{})
+	before := s.Live().Model()
+	time.Sleep(1100 * time.Millisecond) // version names carry the second
+	v, err := train.PublishInit(world.Cfg, models, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == before {
+		t.Fatalf("the new version has the old name %s", v)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Live().Model() != v && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := c.Rank(context.Background(), rankReq(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ModelVersion != v || resp.SnapshotVersion != "v1" {
+		t.Fatalf("after publishing %s: model %s, snapshot %s", v, resp.ModelVersion, resp.SnapshotVersion)
+	}
+}
