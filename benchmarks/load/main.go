@@ -42,12 +42,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -239,13 +241,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	addr := o.serverAddr
 	serverPid := 0
+	alive := func() error { return nil }
 	if addr == "" {
 		srv, err := startServer(o, stderr)
 		if err != nil {
 			return err
 		}
 		defer srv.stop(stderr)
-		addr, serverPid = srv.addr, srv.cmd.Process.Pid
+		addr, serverPid, alive = srv.addr, srv.cmd.Process.Pid, srv.alive
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			s := <-sig
+			srv.stop(stderr)
+			fmt.Fprintln(stderr, "load:", s)
+			os.Exit(1)
+		}()
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -290,14 +301,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 				r, err := client.Retrieve(ctx, retrieves[i%len(retrieves)])
 				return len(r.GetAds()), err
 			}
-			err = sweep(sw, call, o.retrieveRates, o.retrieveGoal, o, serverPid, stderr)
+			err = sweep(sw, call, o.retrieveRates, o.retrieveGoal, o, serverPid, alive, stderr)
 		case "rank":
 			sw = &Sweep{RPC: "Rank", GoalMs: ms(o.rankGoal)}
 			call := func(ctx context.Context, i int) (int, error) {
 				r, err := client.Rank(ctx, ranks[i%len(ranks)])
 				return len(r.GetAds()), err
 			}
-			err = sweep(sw, call, o.rankRates, o.rankGoal, o, serverPid, stderr)
+			err = sweep(sw, call, o.rankRates, o.rankGoal, o, serverPid, alive, stderr)
 		default:
 			return fmt.Errorf("unknown RPC %q in -rpcs", name)
 		}
@@ -367,10 +378,19 @@ func pad(ids, pool []int64, n int, rng *rand.Rand) []int64 {
 }
 
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string
-	done chan error
+	cmd    *exec.Cmd
+	addr   string
+	dir    string
+	done   chan error
+	exited atomic.Bool
+}
+
+// alive is an error once the server has exited.
+func (s *server) alive() error {
+	if s.exited.Load() {
+		return errors.New("the server exited during the run (its log is above)")
+	}
+	return nil
 }
 
 func startServer(o options, stderr io.Writer) (*server, error) {
@@ -404,16 +424,24 @@ func startServer(o options, stderr io.Writer) (*server, error) {
 	fmt.Fprintf(stderr, "load: starting %s\n", strings.Join(argv, " "))
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = stderr, stderr
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// No Pdeathsig: Linux sends it when the forking thread exits, which a
+	// Go runtime thread may do while the generator runs on. run stops the
+	// server on SIGINT and SIGTERM instead.
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { s.done <- s.cmd.Wait() }()
+	go func() {
+		err := s.cmd.Wait()
+		s.exited.Store(true)
+		s.done <- err
+	}()
 	return s, nil
 }
 
 func (s *server) stop(stderr io.Writer) {
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	if !s.exited.Load() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-s.done:
 	case <-time.After(15 * time.Second):
@@ -445,7 +473,7 @@ func waitHealthy(conn *grpc.ClientConn, within time.Duration) error {
 
 type callFn func(ctx context.Context, i int) (ads int, err error)
 
-func sweep(sw *Sweep, call callFn, rates []float64, goal time.Duration, o options, serverPid int, stderr io.Writer) error {
+func sweep(sw *Sweep, call callFn, rates []float64, goal time.Duration, o options, serverPid int, alive func() error, stderr io.Writer) error {
 	// Warm-up: closed loop; any error here is a bad setup, not load.
 	ads := 0
 	for i := 0; i < o.warmup; i++ {
@@ -466,6 +494,9 @@ func sweep(sw *Sweep, call callFn, rates []float64, goal time.Duration, o option
 		time.Sleep(o.pause)
 		at := Arrivals(rate, o.duration, o.maxRequests, o.seed+uint64(si)*0x9e37)
 		st := step(call, at, next, o.timeout, serverPid)
+		if err := alive(); err != nil {
+			return err
+		}
 		next += len(at)
 		st.Rate = rate
 		st.Pass = st.Errors == 0 && st.OK > 0 && st.P99 <= ms(goal)
