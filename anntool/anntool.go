@@ -40,7 +40,8 @@ const metaFormat = 1
 
 // ParseMetric maps a metric's command-line name to index.Metric: l2, ip
 // (maximum inner product through the norm-augmentation transform), cos,
-// and rawip (inner product as a distance, for comparison).
+// and rawip (inner product as a distance, for comparison). The names
+// index.Metric.String gives (cosine, raw-ip) are accepted as well.
 func ParseMetric(s string) (index.Metric, error) {
 	switch strings.ToLower(s) {
 	case "l2":
@@ -49,7 +50,7 @@ func ParseMetric(s string) (index.Metric, error) {
 		return index.InnerProduct, nil
 	case "cos", "cosine":
 		return index.Cosine, nil
-	case "rawip":
+	case "rawip", "raw-ip":
 		return index.RawIP, nil
 	}
 	return 0, fmt.Errorf("unknown metric %q: want l2, ip, cos or rawip", s)

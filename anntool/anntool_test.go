@@ -151,6 +151,11 @@ func TestParseMetric(t *testing.T) {
 			t.Errorf("ParseMetric(%q) = %v, %v", s, m, err)
 		}
 	}
+	for _, m := range []index.Metric{index.L2, index.Cosine, index.InnerProduct, index.RawIP} {
+		if got, err := ParseMetric(m.String()); err != nil || got != m {
+			t.Errorf("ParseMetric(%q) = %v, %v", m.String(), got, err)
+		}
+	}
 	if _, err := ParseMetric("hamming"); err == nil || !strings.Contains(err.Error(), `"hamming"`) {
 		t.Errorf("ParseMetric(hamming): %v", err)
 	}
