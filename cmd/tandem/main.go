@@ -29,7 +29,7 @@ var commands = []command{
 	{"validate", "check a data directory against its schema and across tables", runValidate},
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
 	{"refresh", "the nightly job: embed the ads, build the ANN indexes, write and flip a snapshot", runRefresh},
-	{"index", "list the snapshot versions or roll back (ls, rollback)", runIndex},
+	{"index", "snapshot versions (ls, rollback) and standalone ANN indexes over vector files (build, query)", runIndex},
 	{"serve", "serve L1 Retrieve and L2 Rank over gRPC from the live snapshot and model", runServe},
 }
 
