@@ -21,6 +21,7 @@ import (
 	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/engine"
 	"github.com/tandemml/tandem/index"
+	"github.com/tandemml/tandem/kernel"
 	"github.com/tandemml/tandem/query"
 	"github.com/tandemml/tandem/snapshot"
 )
@@ -127,6 +128,9 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	click := slices.Index(c.Tasks, "click")
 	sc.hits = sc.hits[:0]
 	bit := uint8(1) << u.Surface
+	od := c.OutDim
+	sc.u = slices.Grow(sc.u[:0], len(c.Routes)*nt*od)[:len(c.Routes)*nt*od]
+	var z [1]float32
 	for _, ri := range slices.Sorted(func(yield func(int) bool) {
 		for r := range perRoute {
 			if !yield(r) {
@@ -139,12 +143,11 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		t0 := time.Now()
 		query.ResetUsers(&sc.b)
 		c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
-		sc.u = slices.Grow(sc.u[:0], nt*r.User.OutDim)[:nt*r.User.OutDim]
-		if err := r.User.Run(sc.w, &sc.b, sc.u); err != nil {
+		uv := sc.u[ri*nt*od : (ri+1)*nt*od]
+		if err := r.User.Run(sc.w, &sc.b, uv); err != nil {
 			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
 		}
-		od := r.User.OutDim
-		q := sc.u[r.Task*od : (r.Task+1)*od]
+		q := uv[r.Task*od : (r.Task+1)*od]
 		filter := func(id int32) bool {
 			a := r.Ads[id]
 			return c.Active[a] && c.Eligible[a]&bit != 0 && admit[c.Product[a]] && c.Bid[a] >= o.MinBid
@@ -161,21 +164,16 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
 		}
 		t2 := time.Now()
+		// Utility needs pCTR only; the other tasks are scored for the
+		// winners below.
 		for _, h := range res {
 			a := r.Ads[h.ID]
-			scores := make([]float32, nt)
-			for t := range nt {
-				if !r.User.HasTask(t) {
-					continue
-				}
-				z := dot(sc.u[t*od:(t+1)*od], c.Vector(a, r.Pos, t)) + r.User.Beta(t)
-				scores[t] = sigmoid(z)
+			util := 0.0
+			if click >= 0 && r.User.HasTask(click) {
+				kernel.Dots(z[:], uv[click*od:(click+1)*od], c.Vector(a, r.Pos, click), od)
+				util = float64(c.Bid[a]) * float64(sigmoid(z[0]+r.User.Beta(click)))
 			}
-			util := float64(c.Bid[a])
-			if click >= 0 {
-				util *= float64(scores[click])
-			}
-			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Scores: scores, Utility: util})
+			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Utility: util})
 		}
 		if tm := o.Timings; tm != nil {
 			tm.UserTower += t1.Sub(t0)
@@ -183,7 +181,8 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 			tm.Score += time.Since(t2)
 		}
 	}
-	slices.SortStableFunc(sc.hits, func(a, b Hit) int {
+	t3 := time.Now()
+	slices.SortFunc(sc.hits, func(a, b Hit) int {
 		if c := cmp.Compare(b.Utility, a.Utility); c != 0 {
 			return c
 		}
@@ -191,26 +190,39 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	})
 	// An ad two routes returned keeps its best entry.
 	out := make([]Hit, 0, o.K)
-	seen := map[int32]bool{}
+	var seen map[int32]bool
+	if len(perRoute) > 1 {
+		seen = map[int32]bool{}
+	}
 	for _, h := range sc.hits {
 		if len(out) == o.K {
 			break
 		}
-		if seen[h.Row] {
-			continue
+		if seen != nil {
+			if seen[h.Row] {
+				continue
+			}
+			seen[h.Row] = true
 		}
-		seen[h.Row] = true
 		out = append(out, h)
 	}
-	return out, nil
-}
-
-func dot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
+	scores := make([]float32, len(out)*nt)
+	for i := range out {
+		h := &out[i]
+		r := c.Routes[h.Route]
+		uv := sc.u[h.Route*nt*od : (h.Route+1)*nt*od]
+		h.Scores = scores[i*nt : (i+1)*nt : (i+1)*nt]
+		for t := range nt {
+			if r.User.HasTask(t) {
+				kernel.Dots(z[:], uv[t*od:(t+1)*od], c.Vector(h.Row, r.Pos, t), od)
+				h.Scores[t] = sigmoid(z[0] + r.User.Beta(t))
+			}
+		}
 	}
-	return s
+	if tm := o.Timings; tm != nil {
+		tm.Score += time.Since(t3)
+	}
+	return out, nil
 }
 
 func sigmoid(z float32) float32 {
