@@ -81,6 +81,9 @@ func TestRankMatchesOfflineScoring(t *testing.T) {
 	w := engine.NewWorker()
 	var b engine.Batch
 	checked := 0
+	// Every other request is split over three workers: still bit-identical.
+	splitPool := engine.NewPool(3)
+	defer splitPool.Close()
 	for i := range set.Requests {
 		if checked >= 60 {
 			break
@@ -115,7 +118,11 @@ func TestRankMatchesOfflineScoring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := models.Rank(cat, u, ids)
+		var pool *engine.Pool
+		if checked%2 == 1 {
+			pool = splitPool
+		}
+		res, err := models.Rank(cat, u, ids, pool)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,14 +176,63 @@ func TestRankUnknownIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := models.Rank(cat, u, []int64{-5, cat.AdIDs[0], 1 << 60})
+	res, err := models.Rank(cat, u, []int64{-5, cat.AdIDs[0], 1 << 60}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Ads) != 1 || len(res.Unknown) != 2 || res.Unknown[0] != -5 {
 		t.Fatalf("got %d ads, unknown %v", len(res.Ads), res.Unknown)
 	}
-	if _, err := models.Rank(cat, u, []int64{-5}); err != ranker.ErrNoneKnown {
+	if _, err := models.Rank(cat, u, []int64{-5}, nil); err != ranker.ErrNoneKnown {
 		t.Fatalf("only unknown ids: err %v, want ErrNoneKnown", err)
+	}
+}
+
+// TestRankSplitOverPoolIsIdentical ranks 500 candidates on one worker and
+// split over a pool: the same order and probabilities, bit for bit.
+func TestRankSplitOverPoolIsIdentical(t *testing.T) {
+	cat, err := catalog.Load(world.DB, "v1", engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, err := ranker.Load(world.Models, "", engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := reqgen.Load(world.Data, world.Cfg, reqgen.Options{Max: 5, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := engine.NewPool(3)
+	defer pool.Close()
+	ids := cat.AdIDs[100:600]
+	for i := range set.Requests {
+		uc, err := set.User(&set.Requests[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := cat.Schema.Decode(uc, 0, cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := models.Rank(cat, u, ids, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		split, err := models.Rank(cat, u, ids, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range one.Ads {
+			a, b := one.Ads[k], split.Ads[k]
+			if a.Row != b.Row || a.Utility != b.Utility {
+				t.Fatalf("request %d rank %d: ad row %d (%v) alone, %d (%v) split", i, k, a.Row, a.Utility, b.Row, b.Utility)
+			}
+			for q := range a.Probs {
+				if math.Float32bits(a.Probs[q]) != math.Float32bits(b.Probs[q]) {
+					t.Fatalf("request %d ad row %d: p %v alone, %v split", i, a.Row, a.Probs[q], b.Probs[q])
+				}
+			}
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
 )
@@ -54,6 +55,7 @@ func (s *Server) GRPCServer(l Listen) (*grpc.Server, error) {
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(l.MaxRecvBytes),
+		grpc.InTapHandle(s.tap),
 		// Clients re-resolve and rebalance now and then.
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 10 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
 	}
@@ -72,6 +74,29 @@ func (s *Server) GRPCServer(l Listen) (*grpc.Server, error) {
 	healthpb.RegisterHealthServer(g, s.Health)
 	reflection.Register(g)
 	return g, nil
+}
+
+// tap refuses a Retrieve or Rank on the transport's goroutine, before a
+// stream goroutine exists, while every admission slot is taken. Without
+// it, a saturated server on few cores lets runnable handler goroutines
+// pile up ahead of the semaphore, and calls wait until their deadline
+// instead of failing fast (measured: docs/BENCHMARKS.md).
+func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	method := ""
+	switch info.FullMethodName {
+	case tandemv1.Tandem_Retrieve_FullMethodName:
+		method = "Retrieve"
+	case tandemv1.Tandem_Rank_FullMethodName:
+		method = "Rank"
+	default:
+		return ctx, nil
+	}
+	if len(s.sem) < cap(s.sem) {
+		return ctx, nil
+	}
+	s.m.rejected.WithLabelValues(method).Inc()
+	s.m.errors.WithLabelValues(method, codes.ResourceExhausted.String()).Inc()
+	return nil, status.Errorf(codes.ResourceExhausted, "server busy: all %d admission slots are in use; retry with backoff", cap(s.sem))
 }
 
 // bearer checks the authorization metadata of tandem's own methods.
@@ -130,6 +155,7 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 		if hs != nil {
 			hs.Close()
 		}
+		s.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -145,6 +171,7 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	if hs != nil {
 		hs.Close()
 	}
+	s.Close()
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}

@@ -397,13 +397,18 @@ func TestOverloadIsRejectedAtOnce(t *testing.T) {
 		t.Fatalf("with every slot taken: %v", err)
 	}
 	t.Logf("rejected in %v (round trip over loopback)", took)
+	// A call that got past the transport's check while slots filled up is
+	// refused by the handler's own try.
+	if _, err := s.Retrieve(context.Background(), retrieveReq(t, 0, 5)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("handler with every slot taken: %v", err)
+	}
 	<-s.sem
 	if _, err := c.Retrieve(context.Background(), retrieveReq(t, 0, 5)); err != nil {
 		t.Fatalf("with a slot free: %v", err)
 	}
 	<-s.sem
 	body := get(t, "http://"+metricsAddr+"/metrics")
-	for _, want := range []string{`tandem_rejected_total{method="Retrieve"} 1`, `tandem_rpc_errors_total{code="ResourceExhausted",method="Retrieve"} 1`,
+	for _, want := range []string{`tandem_rejected_total{method="Retrieve"} 2`, `tandem_rpc_errors_total{code="ResourceExhausted",method="Retrieve"} 2`,
 		`tandem_served_version{model="`, `tandem_stage_duration_seconds_count{method="Retrieve",stage="search"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -55,6 +55,7 @@ type Server struct {
 	live    atomic.Pointer[Set]
 	prev    atomic.Pointer[Set]
 	sem     chan struct{}
+	pools   chan *engine.Pool // for splitting large Rank batches over cores
 	m       *metrics
 	Health  *health.Server
 	log     *slog.Logger
@@ -80,6 +81,12 @@ func New(o Options) (*Server, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{o: o, sem: make(chan struct{}, o.MaxInFlight), m: newMetrics(), Health: health.NewServer(), log: o.Log}
+	if n := runtime.GOMAXPROCS(0); n > 1 {
+		s.pools = make(chan *engine.Pool, n)
+		for range n {
+			s.pools <- engine.NewPool(n)
+		}
+	}
 	snap, model, err := s.currentNames()
 	if err != nil {
 		return nil, err
@@ -126,6 +133,37 @@ func (s *Server) swap(set *Set) {
 		s.m.version.DeleteLabelValues(old.Snapshot(), old.Model())
 	}
 	s.m.version.WithLabelValues(set.Snapshot(), set.Model()).Set(1)
+}
+
+// splitRows is the smallest Rank batch split over cores.
+const splitRows = 128
+
+// splitPool returns an idle pool for a Rank of n candidates, nil when the
+// batch is small, the machine has one core, or every pool is busy (then
+// the call runs on its own goroutine: under load, splitting would only
+// move work between cores).
+func (s *Server) splitPool(n int) *engine.Pool {
+	if s.pools == nil || n < splitRows {
+		return nil
+	}
+	select {
+	case p := <-s.pools:
+		return p
+	default:
+		return nil
+	}
+}
+
+// Close releases the pools' goroutines; call it once no call runs (Run
+// does when it returns).
+func (s *Server) Close() {
+	if s.pools == nil {
+		return
+	}
+	for range cap(s.pools) {
+		(<-s.pools).Close()
+	}
+	s.pools = nil
 }
 
 // Shutdown marks every service NOT_SERVING (the first step of a drain).
@@ -379,7 +417,11 @@ func (s *Server) Rank(ctx context.Context, req *tandemv1.RankRequest) (resp *tan
 		return nil, err
 	}
 	tm.add("decode", time.Since(t0))
-	res, err := set.Models.Rank(set.Cat, u, ids)
+	pool := s.splitPool(len(ids))
+	res, err := set.Models.Rank(set.Cat, u, ids, pool)
+	if pool != nil {
+		s.pools <- pool
+	}
 	var noModel *ranker.ErrNoModel
 	switch {
 	case errors.Is(err, ranker.ErrNoneKnown):

@@ -67,7 +67,7 @@ func (s *Set) warm() error {
 		if s.Models.Surface(si) == nil {
 			continue
 		}
-		if _, err := s.Models.Rank(s.Cat, u, ids); err != nil {
+		if _, err := s.Models.Rank(s.Cat, u, ids, nil); err != nil {
 			return err
 		}
 	}
