@@ -2,9 +2,13 @@ package serve
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
 	"github.com/tandemml/tandem/reqgen"
@@ -80,6 +84,45 @@ func BenchmarkRank500(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		if _, err := s.Rank(context.Background(), calls[i%len(calls)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkRetrieveGRPC is one Retrieve (k = 100) over loopback gRPC,
+// closed loop, client and server in this process: the handler's cost
+// plus protobuf, HTTP/2 and the loopback round trip.
+func BenchmarkRetrieveGRPC(b *testing.B) {
+	s, set := benchSetup(b)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := s.GRPCServer(Listen{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go g.Serve(lis)
+	defer g.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	c := tandemv1.NewTandemClient(conn)
+	var calls []*tandemv1.RetrieveRequest
+	for i := range min(len(set.Requests), 200) {
+		r, err := set.Retrieve(&set.Requests[i], 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		calls = append(calls, r)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Retrieve(context.Background(), calls[i%len(calls)]); err != nil {
 			b.Fatal(err)
 		}
 		i++
