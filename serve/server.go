@@ -324,21 +324,29 @@ func (t *stageTimer) add(stage string, d time.Duration) {
 	}
 }
 
+// begin admits a Retrieve or Rank call, checks its deadline and returns
+// the Set it is served from with its stage timer; release frees the slot.
+func (s *Server) begin(ctx context.Context, method string, debug bool) (set *Set, tm *stageTimer, release func(), err error) {
+	if release, err = s.admit(method); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := deadline(ctx); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return s.Live(), &stageTimer{s: s, method: method, debug: debug}, release, nil
+}
+
 // Retrieve implements the RPC.
 func (s *Server) Retrieve(ctx context.Context, req *tandemv1.RetrieveRequest) (resp *tandemv1.RetrieveResponse, err error) {
 	const method = "Retrieve"
 	defer s.observe(method, time.Now(), &err)
-	release, err := s.admit(method)
+	set, tm, release, err := s.begin(ctx, method, req.GetDebug())
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := deadline(ctx); err != nil {
-		return nil, err
-	}
-	set := s.Live()
 	cfg := set.Cat.Cfg
-	tm := &stageTimer{s: s, method: method, debug: req.GetDebug()}
 	t0 := time.Now()
 	if maxK := cfg.Caps.MaxRetrieveK; req.GetK() <= 0 || int(req.GetK()) > maxK {
 		return nil, status.Errorf(codes.InvalidArgument, "k: %d is outside 1…%d", req.GetK(), maxK)
@@ -386,17 +394,12 @@ func (s *Server) Retrieve(ctx context.Context, req *tandemv1.RetrieveRequest) (r
 func (s *Server) Rank(ctx context.Context, req *tandemv1.RankRequest) (resp *tandemv1.RankResponse, err error) {
 	const method = "Rank"
 	defer s.observe(method, time.Now(), &err)
-	release, err := s.admit(method)
+	set, tm, release, err := s.begin(ctx, method, req.GetDebug())
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if err := deadline(ctx); err != nil {
-		return nil, err
-	}
-	set := s.Live()
 	cfg := set.Cat.Cfg
-	tm := &stageTimer{s: s, method: method, debug: req.GetDebug()}
 	t0 := time.Now()
 	ids := req.GetAdIds()
 	if len(ids) == 0 {
