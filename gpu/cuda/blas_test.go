@@ -111,14 +111,22 @@ func (e *env) uploadAs(v []float32, bf16 bool) cuda.Ptr {
 	return e.upload(f32bytes(v))
 }
 
-func closeTo(a, b float32) bool {
-	return math.Abs(float64(a-b)) <= 1e-5*(1+math.Abs(float64(b)))
+func closeTo(a, b float32) bool { return within(a, b, 1e-5) }
+
+func within(a, b float32, tol float64) bool {
+	return math.Abs(float64(a-b)) <= tol*(1+math.Abs(float64(b)))
 }
 
+// compare checks got against want to within 1e-5, relative to 1 + |want|.
 func compare(t *testing.T, what string, got, want []float32) {
 	t.Helper()
+	compareTol(t, what, got, want, 1e-5)
+}
+
+func compareTol(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
 	for i := range want {
-		if !closeTo(got[i], want[i]) {
+		if !within(got[i], want[i], tol) {
 			t.Fatalf("%s: element %d = %v, want %v", what, i, got[i], want[i])
 		}
 	}

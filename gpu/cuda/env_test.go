@@ -39,10 +39,21 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := newEnv(t, api)
+	e.lib, e.sl = lib, sl
+	sl.Reset()
+	return e
+}
+
+// newEnv makes device 0's primary context current on a locked thread and
+// creates a stream, all released at cleanup.
+func newEnv(t *testing.T, api *cuda.API) *env {
+	t.Helper()
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
-	e := &env{t: t, lib: lib, api: api, d: api.Driver, sl: sl}
+	e := &env{t: t, api: api, d: api.Driver}
 	e.must(e.d.Init())
+	var err error
 	e.dev, err = e.d.Device(0)
 	e.must(err)
 	ctx, err := e.d.PrimaryCtxRetain(e.dev)
@@ -58,7 +69,6 @@ func setup(t *testing.T) *env {
 		e.must(e.d.CtxSetCurrent(0))
 		e.must(e.d.PrimaryCtxRelease(e.dev))
 	})
-	sl.Reset()
 	return e
 }
 
