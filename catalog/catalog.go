@@ -49,13 +49,39 @@ type Catalog struct {
 
 // Route is one L1 route of the snapshot.
 type Route struct {
-	Name      string
-	Pos       int // position in Manifest.Routes (the order of Vectors)
-	Graph     *index.Graph
-	Ads       []int32 // ad row of each index node
-	User      *engine.L1User
+	Name  string
+	Pos   int // position in Manifest.Routes (the order of Vectors)
+	Graph *index.Graph
+	Ads   []int32 // ad row of each index node
+	User  *engine.L1User
+	// Tower runs User on another backend (a GPU); nil runs the CPU engine.
+	Tower UserRunner
+	// Exact is the route's index on a device for exact retrieval (nil:
+	// none); it holds Graph's nodes in the same order.
+	Exact     ExactSearcher
 	L1Version string
 	Task      int // the task whose a_t the index holds
+}
+
+// UserRunner computes a route's user vectors as engine.L1User.Run does.
+type UserRunner interface {
+	Run(w *engine.Worker, b *engine.Batch, out []float32) error
+}
+
+// ExactSearcher scores every node of a route and returns the top k by
+// inner product among those a filter admits: active, eligible on a surface
+// in surfaceBits, of a product in products (bit p), bid ≥ minBid.
+type ExactSearcher interface {
+	SearchOne(q []float32, k int, surfaceBits uint32, products uint64, minBid float32) ([]index.Result, error)
+	KMax() int
+}
+
+// Runner returns the route's user tower: Tower when set, else User.
+func (r *Route) Runner() UserRunner {
+	if r.Tower != nil {
+		return r.Tower
+	}
+	return r.User
 }
 
 // Load opens DBDIR/<version>/ (verified against its manifest), reads it

@@ -26,6 +26,7 @@ type L1User struct {
 	want            []bool    // heads[t] != nil
 	beta            []float32
 	uxW, projOff    int
+	keep            bool // the fp32 weights were kept (Options.KeepWeights)
 }
 
 // LoadL1User reads l1/<route>/user.safetensors.
@@ -56,7 +57,7 @@ func loadL1User(f *checkpoint.File, cfg *config.Config, meta *exportMeta, path s
 	mc := cfg.Model
 	e := mc.EmbedDim
 	s := newSource(f, "l1.user.")
-	m := &L1User{Cfg: cfg, Route: meta.Route, Tasks: cfg.Tasks, OutDim: mc.L1.OutDim, e: e}
+	m := &L1User{Cfg: cfg, Route: meta.Route, Tasks: cfg.Tasks, OutDim: mc.L1.OutDim, e: e, keep: o.KeepWeights}
 	if meta.OutDim != m.OutDim {
 		return nil, fmt.Errorf("%s: tandem.model out_dim %d, the config says %d", path, meta.OutDim, m.OutDim)
 	}
@@ -101,7 +102,7 @@ func loadL1User(f *checkpoint.File, cfg *config.Config, meta *exportMeta, path s
 		return nil, err
 	}
 	big, small := m.linears()
-	packAll(o.BF16, big, small)
+	packAll(o, big, small)
 	return m, nil
 }
 
@@ -201,6 +202,7 @@ type L1Ad struct {
 	mlp   []*linear
 	heads []*linear
 	xW    int
+	keep  bool
 }
 
 // LoadL1Ad reads l1/<route>/ad.safetensors.
@@ -213,7 +215,7 @@ func LoadL1Ad(path string, o Options) (*L1Ad, error) {
 	mc := cfg.Model
 	e := mc.EmbedDim
 	s := newSource(f, "l1.ad.")
-	m := &L1Ad{Cfg: cfg, Route: meta.Route, Tasks: cfg.Tasks, OutDim: mc.L1.OutDim, e: e}
+	m := &L1Ad{Cfg: cfg, Route: meta.Route, Tasks: cfg.Tasks, OutDim: mc.L1.OutDim, e: e, keep: o.KeepWeights}
 	d := &m.dims
 	*d = Dims{AdCats: len(ft.adCats), AdDense: len(ft.adDense), Content: ft.content, Names: ft.names(nil)}
 	m.adCat, d.AdCatRows = readTables(s, ft.adCats, e)
@@ -237,7 +239,7 @@ func LoadL1Ad(path string, o Options) (*L1Ad, error) {
 		return nil, err
 	}
 	big, small := m.linears()
-	packAll(o.BF16, big, small)
+	packAll(o, big, small)
 	return m, nil
 }
 

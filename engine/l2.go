@@ -47,6 +47,10 @@ type Options struct {
 	// normalisation, gates, attention, heads, logits and calibration stay
 	// fp32.
 	BF16 bool
+	// KeepWeights keeps the fp32 weights after packing, for another
+	// backend to read through Weights (the GPU plans): the model then holds
+	// them twice.
+	KeepWeights bool
 }
 
 // LoadL2 reads an l2_<surface>.safetensors export.
@@ -125,7 +129,7 @@ func LoadL2(path string, o Options) (*L2, error) {
 		return nil, err
 	}
 	big, small := m.linears()
-	packAll(o.BF16, big, small)
+	packAll(o, big, small)
 	return m, nil
 }
 

@@ -37,23 +37,27 @@ func fuse(ls ...*linear) *linear {
 
 // pack prepares the layer for apply; bf16 stores the packed weights in
 // bfloat16 (the big matmul blocks only: see SYSTEM.md §2 on precision).
-func (l *linear) pack(bf16 bool) {
+// Unless keep is set W is dropped: apply reads only the packed copy, and
+// keeping W would hold the fp32 weights twice.
+func (l *linear) pack(bf16, keep bool) {
 	if bf16 {
 		l.p = gemm.PackBF16(l.w, l.out, l.in)
 	} else {
 		l.p = gemm.Pack(l.w, l.out, l.in)
 	}
-	l.w = nil // apply reads only the packed copy; keeping W would hold the fp32 weights twice
+	if !keep {
+		l.w = nil
+	}
 }
 
-// packAll packs every layer: big in bfloat16 when bf16 is set, small
+// packAll packs every layer: big in bfloat16 when o.BF16 is set, small
 // always in fp32 (gates, logits, heads and attention stay fp32).
-func packAll(bf16 bool, big, small []*linear) {
+func packAll(o Options, big, small []*linear) {
 	for _, l := range big {
-		l.pack(bf16)
+		l.pack(o.BF16, o.KeepWeights)
 	}
 	for _, l := range small {
-		l.pack(false)
+		l.pack(false, o.KeepWeights)
 	}
 }
 

@@ -34,17 +34,33 @@ const (
 	HNSW Mode = iota
 	// Exact scans every admitted ad.
 	Exact
+	// GPUExact scores every admitted ad on the GPU (the routes' Exact
+	// indexes, loaded by serve --device gpu --retrieval gpu-exact).
+	GPUExact
 )
 
-// ParseMode reads "hnsw" or "exact".
+// ParseMode reads "hnsw", "exact" or "gpu-exact".
 func ParseMode(s string) (Mode, error) {
 	switch s {
 	case "hnsw", "":
 		return HNSW, nil
 	case "exact":
 		return Exact, nil
+	case "gpu-exact":
+		return GPUExact, nil
 	}
-	return 0, fmt.Errorf("retrieval mode %q: want hnsw or exact", s)
+	return 0, fmt.Errorf("retrieval mode %q: want hnsw, exact or gpu-exact", s)
+}
+
+// String is the mode's flag value.
+func (m Mode) String() string {
+	switch m {
+	case Exact:
+		return "exact"
+	case GPUExact:
+		return "gpu-exact"
+	}
+	return "hnsw"
 }
 
 // Options are one call's parameters.
@@ -144,7 +160,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		query.ResetUsers(&sc.b)
 		c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
 		uv := sc.u[ri*nt*od : (ri+1)*nt*od]
-		if err := r.User.Run(sc.w, &sc.b, uv); err != nil {
+		if err := r.Runner().Run(sc.w, &sc.b, uv); err != nil {
 			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
 		}
 		q := uv[r.Task*od : (r.Task+1)*od]
@@ -155,9 +171,12 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		t1 := time.Now()
 		var res []index.Result
 		var err error
-		if o.Mode == Exact {
+		switch o.Mode {
+		case Exact:
 			res, err = r.Graph.SearchExact(q, kp, filter, sc.s)
-		} else {
+		case GPUExact:
+			res, err = searchDevice(r, q, kp, bit, admit, o.MinBid)
+		default:
 			res, err = r.Graph.SearchWith(q, index.SearchOptions{K: kp, Ef: ef, Filter: filter}, sc.s)
 		}
 		if err != nil {
@@ -223,6 +242,27 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		tm.Score += time.Since(t3)
 	}
 	return out, nil
+}
+
+// searchDevice runs the route's exact index on the device with the same
+// filter as the CPU paths.
+func searchDevice(r *catalog.Route, q []float32, kp int, bit uint8, admit []bool, minBid float32) ([]index.Result, error) {
+	if r.Exact == nil {
+		return nil, fmt.Errorf("route %s has no device index (gpu-exact needs a GPU)", r.Name)
+	}
+	if kp > r.Exact.KMax() {
+		return nil, fmt.Errorf("K' = %d is above the device index's %d", kp, r.Exact.KMax())
+	}
+	var products uint64
+	for p, ok := range admit {
+		if ok {
+			if p >= 64 {
+				return nil, fmt.Errorf("product %d: gpu-exact admits products 0..63", p)
+			}
+			products |= 1 << p
+		}
+	}
+	return r.Exact.SearchOne(q, kp, uint32(bit), products, minBid)
 }
 
 func sigmoid(z float32) float32 {

@@ -563,7 +563,7 @@ func TestSchemaMismatchRefused(t *testing.T) {
 	if _, err := train.PublishInit(cfg, other, 2); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadSet(world.DB, "v1", other, "", engine.Options{})
+	_, err := LoadSet(world.DB, "v1", other, "", engine.Options{}, Backend{})
 	if err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Fatalf("an L2 of another schema beside the snapshot: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tandemml/tandem/engine"
+	"github.com/tandemml/tandem/gpu"
 	"github.com/tandemml/tandem/modeldir"
 	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
 	"github.com/tandemml/tandem/query"
@@ -44,6 +45,9 @@ type Options struct {
 	Poll time.Duration
 	// Engine are the load options of every model.
 	Engine engine.Options
+	// Device, when set, runs the L1 user towers on the GPU (gpu.Select
+	// gives nil on a host without one: the CPU engine).
+	Device *gpu.Device
 	// Log receives one line per reload and per failure (default: discard).
 	Log *slog.Logger
 }
@@ -80,6 +84,9 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Retrieval == retrieve.GPUExact && o.Device == nil {
+		return nil, errors.New("serve: --retrieval gpu-exact needs a GPU (--device gpu, or auto on a host with one)")
+	}
 	s := &Server{o: o, sem: make(chan struct{}, o.MaxInFlight), m: newMetrics(), Health: health.NewServer(), log: o.Log}
 	if n := runtime.GOMAXPROCS(0); n > 1 {
 		s.pools = make(chan *engine.Pool, n)
@@ -91,7 +98,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, err := LoadSet(o.DBDir, snap, o.ModelDir, model, o.Engine)
+	set, err := LoadSet(o.DBDir, snap, o.ModelDir, model, o.Engine, s.backend())
 	if err != nil {
 		return nil, err
 	}
@@ -99,15 +106,8 @@ func New(o Options) (*Server, error) {
 	s.watched.snap, s.watched.model = snap, model
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.Health.SetServingStatus(tandemv1.Tandem_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	s.log.Info("serving", "snapshot", set.Snapshot(), "model", set.Model(), "ads", len(set.Cat.AdIDs), "retrieval", modeName(o.Retrieval))
+	s.log.Info("serving", "snapshot", set.Snapshot(), "model", set.Model(), "ads", len(set.Cat.AdIDs), "retrieval", o.Retrieval.String())
 	return s, nil
-}
-
-func modeName(m retrieve.Mode) string {
-	if m == retrieve.Exact {
-		return "exact"
-	}
-	return "hnsw"
 }
 
 func (s *Server) currentNames() (snap, model string, err error) {
@@ -123,13 +123,23 @@ func (s *Server) currentNames() (snap, model string, err error) {
 	return snap, model, nil
 }
 
+// backend is where LoadSet puts the device parts.
+func (s *Server) backend() Backend {
+	return Backend{Device: s.o.Device, Exact: s.o.Retrieval == retrieve.GPUExact}
+}
+
 // Live returns the Set being served.
 func (s *Server) Live() *Set { return s.live.Load() }
 
 func (s *Server) swap(set *Set) {
 	old := s.live.Swap(set)
 	if old != nil {
-		s.prev.Store(old)
+		// The set before old leaves memory (its device towers free once
+		// their in-flight calls finish); a rollback swaps prev in, and
+		// then the returned set is the live one.
+		if gone := s.prev.Swap(old); gone != nil && gone != set {
+			gone.Close()
+		}
 		s.m.version.DeleteLabelValues(old.Snapshot(), old.Model())
 	}
 	s.m.version.WithLabelValues(set.Snapshot(), set.Model()).Set(1)
@@ -219,7 +229,7 @@ func (s *Server) load(snap, model string) (changed bool, err error) {
 		return true, nil
 	}
 	t0 := time.Now()
-	set, err := LoadSet(s.o.DBDir, snap, s.o.ModelDir, model, s.o.Engine)
+	set, err := LoadSet(s.o.DBDir, snap, s.o.ModelDir, model, s.o.Engine, s.backend())
 	if err != nil {
 		s.m.reloads.WithLabelValues("failed").Inc()
 		return false, err

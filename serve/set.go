@@ -7,6 +7,7 @@ import (
 
 	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/engine"
+	"github.com/tandemml/tandem/gpu"
 	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
 	"github.com/tandemml/tandem/ranker"
 	"github.com/tandemml/tandem/retrieve"
@@ -17,29 +18,100 @@ type Set struct {
 	Cat      *catalog.Catalog
 	Models   *ranker.Models
 	LoadedAt time.Time
+	towers   []*gpu.UserTower
+	exact    []*gpu.Exact
+}
+
+// Close frees the set's device towers once their in-flight calls finish;
+// the CPU parts are left to the garbage collector.
+func (s *Set) Close() {
+	for _, t := range s.towers {
+		t.Close()
+	}
+	for _, x := range s.exact {
+		x.Close()
+	}
+	s.towers, s.exact = nil, nil
+}
+
+// exactAds lays out route r's index nodes for the device.
+func exactAds(c *catalog.Catalog, r *catalog.Route) gpu.ExactAds {
+	n, od := len(r.Ads), c.OutDim
+	a := gpu.ExactAds{Vectors: make([]float32, n*od), Dim: od, Active: make([]uint8, n), Surfaces: make([]uint8, n),
+		Product: make([]uint8, n), Bid: make([]float32, n)}
+	for i, ad := range r.Ads {
+		copy(a.Vectors[i*od:(i+1)*od], c.Vector(ad, r.Pos, r.Task))
+		if c.Active[ad] {
+			a.Active[i] = 1
+		}
+		a.Surfaces[i], a.Product[i], a.Bid[i] = c.Eligible[ad], c.Product[ad], c.Bid[ad]
+	}
+	return a
 }
 
 // Snapshot and Model name the Set's versions.
 func (s *Set) Snapshot() string { return s.Cat.Version }
 func (s *Set) Model() string    { return s.Models.Version }
 
+// Backend says what of a Set runs on a GPU: with Device the routes' user
+// towers, and with Exact too each route's ads for exact retrieval.
+type Backend struct {
+	Device *gpu.Device
+	Exact  bool
+}
+
+// exactKMax bounds K' of gpu-exact retrieval.
+const exactKMax = 1024
+
 // LoadSet loads snapshot version snap of dbdir and model version model of
-// modelDir, checks that they share a schema and warms them up.
-func LoadSet(dbdir, snap, modelDir, model string, o engine.Options) (*Set, error) {
-	cat, err := catalog.Load(dbdir, snap, o)
+// modelDir, checks that they share a schema and warms them up; be says
+// what goes onto the GPU.
+func LoadSet(dbdir, snap, modelDir, model string, o engine.Options, be Backend) (*Set, error) {
+	dev := be.Device
+	co := o
+	co.KeepWeights = dev != nil
+	cat, err := catalog.Load(dbdir, snap, co)
 	if err != nil {
 		return nil, err
 	}
+	s := &Set{Cat: cat}
+	if dev != nil {
+		for _, r := range cat.Routes {
+			t, err := dev.NewUserTower(r.User)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("serve: route %s on the GPU: %w", r.Name, err)
+			}
+			r.Tower = t
+			s.towers = append(s.towers, t)
+			if !be.Exact {
+				continue
+			}
+			x, err := dev.NewExact(exactAds(cat, r), exactKMax)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("serve: route %s exact index on the GPU: %w", r.Name, err)
+			}
+			r.Exact = x
+			s.exact = append(s.exact, x)
+		}
+	}
 	models, err := ranker.Load(modelDir, model, o)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	if models.SchemaHash != cat.Manifest.SchemaHash {
 		return nil, fmt.Errorf("serve: model version %s has schema %.12s, snapshot %s %.12s: refusing to serve them together",
 			models.Version, models.SchemaHash, cat.Version, cat.Manifest.SchemaHash)
 	}
-	s := &Set{Cat: cat, Models: models}
-	if err := s.warm(); err != nil {
+	s.Models = models
+	mode := retrieve.HNSW
+	if be.Exact {
+		mode = retrieve.GPUExact
+	}
+	if err := s.warm(mode); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("serve: warm-up of snapshot %s with model %s: %w", cat.Version, models.Version, err)
 	}
 	s.LoadedAt = time.Now()
@@ -49,7 +121,7 @@ func LoadSet(dbdir, snap, modelDir, model string, o engine.Options) (*Set, error
 // warm runs one Retrieve and one Rank per surface with a user that has
 // nothing but the surface, so that a Set that cannot serve is never
 // swapped in and the first real request does not pay for first use.
-func (s *Set) warm() error {
+func (s *Set) warm(mode retrieve.Mode) error {
 	cfg := s.Cat.Cfg
 	if len(s.Cat.AdIDs) == 0 {
 		return errors.New("the snapshot has no ads")
@@ -61,7 +133,7 @@ func (s *Set) warm() error {
 		if err != nil {
 			return err
 		}
-		if _, err := retrieve.Retrieve(s.Cat, u, retrieve.Options{K: 10}); err != nil {
+		if _, err := retrieve.Retrieve(s.Cat, u, retrieve.Options{K: 10, Mode: mode}); err != nil {
 			return err
 		}
 		if s.Models.Surface(si) == nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tandemml/tandem/engine"
+	"github.com/tandemml/tandem/gpu"
+	"github.com/tandemml/tandem/gpu/cuda"
 	"github.com/tandemml/tandem/retrieve"
 	"github.com/tandemml/tandem/serve"
 )
@@ -20,7 +22,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	db := fs.String("db", "", "snapshot directory: user towers, ads, items and indexes from DBDIR/CURRENT (required)")
 	addr := fs.String("addr", "127.0.0.1:7070", "gRPC listen address")
 	metricsAddr := fs.String("metrics-addr", "", "HTTP address for /metrics and /debug/pprof/ (default: none)")
-	mode := fs.String("retrieval", "hnsw", "hnsw (the ANN index) or exact (scan every admitted ad)")
+	mode := fs.String("retrieval", "hnsw", "hnsw (the ANN index), exact (scan every admitted ad) or gpu-exact (score every admitted ad on the GPU)")
 	ef := fs.Int("ef", 0, "HNSW beam width (default K' = max(4k, 200))")
 	inflight := fs.Int("max-in-flight", 0, "Retrieve and Rank calls served at once; more are refused with RESOURCE_EXHAUSTED (default 4 × cores)")
 	poll := fs.Duration("poll", 2*time.Second, "how often to look for a new DBDIR/CURRENT or MODELDIR/CURRENT (0: never; the Reload RPC still works)")
@@ -28,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cert := fs.String("tls-cert", "", "TLS certificate file (with -tls-key)")
 	key := fs.String("tls-key", "", "TLS key file")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token tandem's RPCs must carry (health and reflection stay open)")
+	device := fs.String("device", "auto", "where the L1 user towers run: auto (the GPU when one is usable, else the CPU with one log line saying why), cpu or gpu (fail without one)")
+	precision := fs.String("precision", "fp32", "GPU GEMM precision: fp32, tf32 or bf16")
 	drain := fs.Duration("drain", 10*time.Second, "how long shutdown waits for in-flight calls")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -56,8 +60,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p = -1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	prec, err := gpu.ParsePrecision(*precision)
+	if err != nil {
+		return err
+	}
+	dev, err := gpu.Select(*device, gpu.Options{Paths: cuda.PathsFromEnv(), Precision: prec}, log)
+	if err != nil {
+		return err
+	}
+	if dev != nil {
+		defer dev.Close()
+	}
 	s, err := serve.New(serve.Options{ModelDir: *modelDir, DBDir: *db, Retrieval: m, Ef: *ef, MaxInFlight: *inflight, Poll: p,
-		Engine: engine.Options{BF16: *bf16}, Log: log})
+		Engine: engine.Options{BF16: *bf16}, Device: dev, Log: log})
 	if err != nil {
 		return err
 	}
