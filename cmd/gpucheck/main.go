@@ -35,12 +35,12 @@ import (
 var limits = map[string]float64{"fp32": 1e-5, "tf32": 1e-3, "bf16": 0.05}
 
 type report struct {
-	Device    gpu.Info          `json:"device"`
-	Snapshot  string            `json:"snapshot"`
-	Parity    []parity          `json:"parity"`
-	Exact     []exactCheck      `json:"exact"`
-	Timings   []timing          `json:"timings"`
-	Failures  []string          `json:"failures"`
+	Device    gpu.Info           `json:"device"`
+	Snapshot  string             `json:"snapshot"`
+	Parity    []parity           `json:"parity"`
+	Exact     []exactCheck       `json:"exact"`
+	Timings   []timing           `json:"timings"`
+	Failures  []string           `json:"failures"`
 	Tolerance map[string]float64 `json:"p99_abs_logit_limits"`
 }
 
