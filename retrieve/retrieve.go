@@ -251,7 +251,7 @@ func searchDevice(r *catalog.Route, q []float32, kp int, bit uint8, admit []bool
 		return nil, fmt.Errorf("route %s has no device index (gpu-exact needs a GPU)", r.Name)
 	}
 	if kp > r.Exact.KMax() {
-		return nil, fmt.Errorf("K' = %d is above the device index's %d", kp, r.Exact.KMax())
+		return nil, fmt.Errorf("k' = %d is above the device index's %d", kp, r.Exact.KMax())
 	}
 	var products uint64
 	for p, ok := range admit {
