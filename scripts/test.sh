@@ -86,6 +86,9 @@ step "tools/torchref (PyTorch)" torchref_tests
 # (or a noasm build) runs them.
 step "go vet + test -tags noasm (gemm, kernel)" sh -c 'go vet -tags noasm ./gemm ./kernel && go test -count=1 -tags noasm ./gemm ./kernel'
 step "CGO_ENABLED=0 go build" env CGO_ENABLED=0 go build ./...
+# The GPU backend is loaded with purego and must work without cgo: its
+# tests (bindings, stand-in, kernels, plans) run again in a cgo-free build.
+step "CGO_ENABLED=0 go test ./gpu/..." env CGO_ENABLED=0 go test -count=1 ./gpu/...
 # The committed gRPC code must be what scripts/genproto.sh generates.
 genproto_check() {
 	if ! command -v protoc >/dev/null; then
