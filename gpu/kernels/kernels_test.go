@@ -9,284 +9,343 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
-
-	"github.com/tandemml/tandem/bf16"
-	"github.com/tandemml/tandem/kernel"
 )
 
-// TestNamesMatchSource: Names lists exactly the KERNEL( definitions, and
-// the embedded PTX has an entry for each and calls nothing external.
-func TestNamesMatchSource(t *testing.T) {
-	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^KERNEL\((\w+),`).FindAllStringSubmatch(Source(), -1) {
-		names = append(names, m[1])
-	}
-	if !slices.Equal(names, Names()) {
-		t.Fatalf("kernels.cu defines %v, Names() lists %v", names, Names())
-	}
-	ptx := string(PTX())
-	for _, n := range names {
-		if !strings.Contains(ptx, ".entry "+n+"(") {
-			t.Errorf("the PTX has no entry %s", n)
-		}
-	}
-	if strings.Contains(ptx, ".extern") {
-		t.Error("the PTX calls an external function (no libdevice is linked)")
-	}
-}
-
-// TestPTXCurrent regenerates the PTX with clang-16 and compares it with
-// the committed file: the compile check of the kernel source.
-func TestPTXCurrent(t *testing.T) {
-	clang, err := exec.LookPath("clang-16")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("clang-16 is required in CI (apt-get install clang-16)")
-		}
-		t.Skip("no clang-16")
-	}
-	out := filepath.Join(t.TempDir(), "kernels.ptx")
-	cmd := exec.Command(clang, "-x", "cuda", "--cuda-device-only", "-nocudainc", "-nocudalib", "--cuda-gpu-arch=sm_80", "-S", "-O3", "-o", out, "kernels.cu")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("clang-16: %v\n%s", err, msg)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, PTX()) {
-		t.Fatal("kernels.ptx is stale: run go generate ./gpu/kernels")
-	}
-}
-
-// host is kernels.cu compiled for the host with its launcher.
 type host struct {
-	launch func(name string, grid, block *[3]uint32, params unsafe.Pointer, size uintptr) int32
-	sizeof func(name string) uintptr
+	launch func(name string, grid, block *uint32, params uintptr, size uintptr) int32
+	size   func(name string) uintptr
 }
 
-func hostLib(t *testing.T) *host {
+func loadHost(t *testing.T) *host {
 	t.Helper()
-	cc := ""
-	for _, c := range []string{"cc", "gcc", "clang"} {
-		if p, err := exec.LookPath(c); err == nil {
-			cc = p
-			break
-		}
-	}
-	if cc == "" {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
 		t.Skip("no C compiler")
 	}
-	lib := filepath.Join(t.TempDir(), "kernels.so")
-	if msg, err := exec.Command(cc, "-shared", "-fPIC", "-O2", "-ffp-contract=off", "-o", lib, "host.c", "-lm").CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cc, err, msg)
+	so := filepath.Join(t.TempDir(), "host.so")
+	cmd := exec.Command(cc, "-shared", "-fPIC", "-O2", "-ffp-contract=off", "-o", so, "host.c", "-lm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
 	}
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	lib, err := purego.Dlopen(so, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var x host
-	purego.RegisterLibFunc(&x.launch, h, "tdm_host_launch")
-	purego.RegisterLibFunc(&x.sizeof, h, "tdm_host_sizeof")
-	return &x
+	h := &host{}
+	purego.RegisterLibFunc(&h.launch, lib, "tdm_host_launch")
+	purego.RegisterLibFunc(&h.size, lib, "tdm_host_sizeof")
+	return h
 }
 
-// mem is host memory outside the Go heap, addressed like device memory.
-type mem struct {
+// arena hands out buffers from anonymous mappings: stable, non-Go memory.
+type arena struct {
 	t    *testing.T
-	maps [][]byte
+	mem  []byte
+	used int
 }
 
-func (m *mem) alloc(bytes int) []byte {
-	b, err := syscall.Mmap(-1, 0, max(bytes, 8), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+func newArena(t *testing.T) *arena {
+	m, err := syscall.Mmap(-1, 0, 64<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		m.t.Fatal(err)
+		t.Fatal(err)
 	}
-	m.maps = append(m.maps, b)
-	m.t.Cleanup(func() { syscall.Munmap(b) })
-	return b
+	t.Cleanup(func() { _ = syscall.Munmap(m) })
+	return &arena{t: t, mem: m}
 }
 
-func (m *mem) floats(v []float32) (uint64, []float32) {
-	b := m.alloc(4 * len(v))
-	f := unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(v))
-	copy(f, v)
-	return uint64(uintptr(unsafe.Pointer(&b[0]))), f
+func alloc[T any](a *arena, n int) []T {
+	var z T
+	sz := int(unsafe.Sizeof(z)) * max(n, 1)
+	a.used = (a.used + 63) &^ 63
+	if a.used+sz > len(a.mem) {
+		a.t.Fatal("arena full")
+	}
+	p := unsafe.Pointer(&a.mem[a.used])
+	a.used += sz
+	return unsafe.Slice((*T)(p), max(n, 1))[:n:n]
 }
 
-func (m *mem) ints(v []int32) (uint64, []int32) {
-	b := m.alloc(4 * len(v))
-	f := unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), len(v))
-	copy(f, v)
-	return uint64(uintptr(unsafe.Pointer(&b[0]))), f
+func addr[T any](s []T) uint64 {
+	if cap(s) == 0 {
+		return 0
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(s[:1]))))
 }
 
-func (h *host) run(t *testing.T, k Kernel) {
+func (h *host) run(t *testing.T, a *arena, k Kernel) {
 	t.Helper()
-	grid, block := k.Dims()
-	p := k.Bytes()
-	if rc := h.launch(k.Name(), &grid, &block, unsafe.Pointer(&p[0]), uintptr(len(p))); rc != 0 {
-		t.Fatalf("%s: launch returned %d", k.Name(), rc)
+	b := k.Bytes()
+	p := alloc[byte](a, len(b))
+	copy(p, b)
+	g, bl := k.Dims()
+	if rc := h.launch(k.Name(), &g[0], &bl[0], uintptr(addr(p)), uintptr(len(b))); rc != 0 {
+		t.Fatalf("%s: rc %d", k.Name(), rc)
 	}
 }
 
-// TestStructSizes: every Go parameter struct has its C struct's size, and
-// the launcher refuses unknown names and wrong sizes.
-func TestStructSizes(t *testing.T) {
-	h := hostLib(t)
-	ks := []Kernel{&EmbedGather{}, &CopyCols{}, &BNApply{}, &SeqTokens{}, &AddPos{}, &MaskedSoftmax{}, &AddLayerNorm{},
-		&SeqSummary{}, &CrossCombine{}, &MMoECombine{}, &ToBF16{}, &RowDot{}, &Eligible{}, &TopK{}}
-	if len(ks) != len(Names()) {
-		t.Fatalf("%d structs for %d kernels", len(ks), len(Names()))
+func randF(a *arena, r *rand.Rand, n int) []float32 {
+	s := alloc[float32](a, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
 	}
-	for _, k := range ks {
-		if got, want := uintptr(len(k.Bytes())), h.sizeof(k.Name()); got != want {
-			t.Errorf("%s: Go struct %d bytes, C struct %d", k.Name(), got, want)
-		}
-	}
-	var g [3]uint32
-	p := make([]byte, 64)
-	if rc := h.launch("tdm_nope", &g, &g, unsafe.Pointer(&p[0]), 8); rc != 1 {
-		t.Errorf("unknown kernel: %d, want 1", rc)
-	}
-	if rc := h.launch("tdm_add_pos", &g, &g, unsafe.Pointer(&p[0]), 3); rc != 2 {
-		t.Errorf("wrong size: %d, want 2", rc)
-	}
+	return s
 }
 
-// TestKernelsMatchReferences runs kernels through the host emulation and
-// compares them with their Go references, and the references with the
-// CPU engine's kernels.
-func TestKernelsMatchReferences(t *testing.T) {
-	h := hostLib(t)
-	m := &mem{t: t}
-	rng := rand.New(rand.NewPCG(1, 2))
-	randv := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
-
-	// Masked softmax: empty sequences, full ones and the rows between.
-	const L, B, heads = 6, 4, 2
-	lens := []int32{0, L, 3, 1}
-	sv := randv(heads * B * L * L)
-	sp, sdev := m.floats(sv)
-	lp, _ := m.ints(lens)
-	h.run(t, &MaskedSoftmax{S: sp, Lens: lp, Rows: heads * B * L, L: L, B: B})
-	want := slices.Clone(sv)
-	RefMaskedSoftmax(want, lens, heads*B*L, L, B)
-	near(t, "masked softmax", sdev, want, 1e-6)
-	// The reference equals the engine's softmax over the real keys.
-	r0 := (2*L + 1) * L // context 2, query 1
-	eng := slices.Clone(sv[r0 : r0+3])
-	kernel.Softmax(eng)
-	near(t, "reference vs kernel.Softmax", want[r0:r0+3], eng, 1e-6)
-
-	// Add + layer norm.
-	const rows, d = 5, 16
-	y, x := randv(rows*d), randv(rows*d)
-	g, bb := randv(d), randv(d)
-	yp, ydev := m.floats(y)
-	xp, _ := m.floats(x)
-	gp, _ := m.floats(g)
-	bp, _ := m.floats(bb)
-	h.run(t, &AddLayerNorm{Y: yp, X: xp, G: gp, Bias: bp, Rows: rows, D: d, Eps: 1e-5})
-	ref := slices.Clone(y)
-	RefAddLayerNorm(ref, x, g, bb, rows, d, 1e-5)
-	near(t, "add layer norm", ydev, ref, 1e-5)
-	sum := slices.Clone(y)
-	kernel.Add(sum, x)
-	kernel.LayerNorm(sum, sum, d, g, bb, 1e-5)
-	near(t, "reference vs kernel.LayerNorm", ref, sum, 1e-6)
-
-	// bf16: exact, NaN included.
-	src := append(randv(30), float32(math.NaN()), float32(math.Inf(1)), 3.3895314e38)
-	srcp, _ := m.floats(src)
-	db := m.alloc(2 * len(src))
-	h.run(t, &ToBF16{Dst: uint64(uintptr(unsafe.Pointer(&db[0]))), Src: srcp, Rows: 1, Cols: int32(len(src)), Ldd: int32(len(src)), Lds: int32(len(src))})
-	got := unsafe.Slice((*uint16)(unsafe.Pointer(&db[0])), len(src))
-	for i, f := range src {
-		if got[i] != bf16.FromFloat32(f) {
-			t.Errorf("bf16(%v) = %#x, want %#x", f, got[i], bf16.FromFloat32(f))
-		}
-	}
-
-	// Top-k in several stages with a mask, ties and fewer candidates than k.
-	const n, k, chunk = 5000, 20, 64
-	vals := randv(2 * n)
-	for i := 0; i < 2*n; i += 97 {
-		vals[i] = 1.5 // ties
-	}
-	mask := make([]int32, 2*((n+31)/32))
-	for i := range mask {
-		mask[i] = int32(rng.Uint32())
-	}
-	mask[(n+31)/32] = 0 // query 1 loses its first 32 ids
-	vp, _ := m.floats(vals)
-	mp, _ := m.ints(mask)
-	stages := TopKStages(n, k, chunk)
-	if len(stages) < 2 {
-		t.Fatalf("stages %v: want a multi-stage reduction", stages)
-	}
-	w := stages[0].Chunks * k
-	var outV [2][]float32
-	var outI [2][]int32
-	var pv, pi [2]uint64
-	for i := range 2 {
-		pv[i], outV[i] = m.floats(make([]float32, 2*w))
-		pi[i], outI[i] = m.ints(make([]int32, 2*w))
-	}
-	src2, idx2, ldv, mk := vp, uint64(0), n, mp
-	last := 0
-	for i, st := range stages {
-		o := i % 2
-		h.run(t, &TopK{OutVal: pv[o], OutIdx: pi[o], Val: src2, Idx: idx2, Mask: mk, Queries: 2, N: int32(st.N), Ldv: int32(ldv),
-			Ldm: int32((n + 31) / 32), Chunk: chunk, K: k, Ldo: int32(st.Chunks * k)})
-		src2, idx2, ldv, mk, last = pv[o], pi[o], st.Chunks*k, 0, o
-	}
-	for q := range 2 {
-		type c struct {
-			v  float32
-			id int32
-		}
-		var all []c
-		for id := range n {
-			if uint32(mask[q*((n+31)/32)+id>>5])>>(id&31)&1 != 0 {
-				all = append(all, c{vals[q*n+id], int32(id)})
-			}
-		}
-		slices.SortFunc(all, func(a, b c) int {
-			if a.v != b.v {
-				if a.v > b.v {
-					return -1
-				}
-				return 1
-			}
-			return int(a.id - b.id)
-		})
-		for j := range k {
-			gv, gi := outV[last][q*k+j], outI[last][q*k+j]
-			if gi != all[j].id || gv != all[j].v {
-				t.Fatalf("query %d rank %d: (%v, %d), want (%v, %d)", q, j, gv, gi, all[j].v, all[j].id)
-			}
-		}
-	}
-}
-
-func near(t *testing.T, what string, got, want []float32, tol float64) {
+func close32(t *testing.T, what string, got, want []float32, tol float64) {
 	t.Helper()
 	for i := range want {
-		if d := math.Abs(float64(got[i] - want[i])); !(d <= tol*max(1, math.Abs(float64(want[i])))) {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(w) && math.IsNaN(g) || g == w {
+			continue
+		}
+		if math.Abs(g-w) > tol*math.Max(1, math.Abs(w)) {
 			t.Fatalf("%s[%d] = %v, want %v", what, i, got[i], want[i])
 		}
 	}
+}
+
+func allKernels() []Kernel {
+	return []Kernel{&EmbedGather{}, &CopyCols{}, &BNApply{}, &SeqTokens{}, &AddPos{}, &MaskedSoftmax{},
+		&AddLayerNorm{}, &SeqSummary{}, &CrossCombine{}, &MMoECombine{}, &ToBF16{}, &RowDot{}, &Eligible{}, &TopK{}}
+}
+
+func TestLayoutAndErrors(t *testing.T) {
+	h := loadHost(t)
+	var names []string
+	for _, k := range allKernels() {
+		names = append(names, k.Name())
+		if got := h.size(k.Name()); got != uintptr(len(k.Bytes())) {
+			t.Errorf("%s: C size %d, Go %d", k.Name(), got, len(k.Bytes()))
+		}
+	}
+	if !slices.Equal(names, Names()) {
+		t.Errorf("Names() = %v, want %v", Names(), names)
+	}
+	if h.size("nope") != 0 {
+		t.Error("unknown sizeof not 0")
+	}
+	a := newArena(t)
+	p := alloc[byte](a, 256)
+	g := [3]uint32{1, 1, 1}
+	if rc := h.launch("nope", &g[0], &g[0], uintptr(addr(p)), 8); rc != 1 {
+		t.Errorf("unknown kernel rc %d", rc)
+	}
+	if rc := h.launch("tdm_copy_cols", &g[0], &g[0], uintptr(addr(p)), 7); rc != 2 {
+		t.Errorf("wrong size rc %d", rc)
+	}
+}
+
+func TestSourceAndPTX(t *testing.T) {
+	var src []string
+	for _, m := range regexp.MustCompile(`(?m)^KERNEL\((\w+),`).FindAllStringSubmatch(Source(), -1) {
+		src = append(src, m[1])
+	}
+	if !slices.Equal(src, Names()) {
+		t.Errorf("KERNEL names %v, Names() %v", src, Names())
+	}
+	for _, n := range Names() {
+		if !bytes.Contains(PTX(), []byte(".entry "+n+"(")) {
+			t.Errorf("PTX lacks .entry %s", n)
+		}
+	}
+	if bytes.Contains(PTX(), []byte(".extern")) {
+		t.Error("PTX has .extern")
+	}
+}
+
+func TestPTXRegenerates(t *testing.T) {
+	clang, err := exec.LookPath("clang-16")
+	if err != nil {
+		t.Skip("no clang-16")
+	}
+	out := filepath.Join(t.TempDir(), "k.ptx")
+	cmd := exec.Command(clang, "-x", "cuda", "--cuda-device-only", "-nocudainc", "-nocudalib",
+		"--cuda-gpu-arch=sm_80", "-S", "-O3", "-o", out, "kernels.cu")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("clang: %v\n%s", err, b)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, PTX()) {
+		t.Error("kernels.ptx is stale: run go generate ./gpu/kernels")
+	}
+}
+
+func TestKernelsOnHost(t *testing.T) {
+	h := loadHost(t)
+	a := newArena(t)
+	r := rand.New(rand.NewPCG(1, 2))
+
+	t.Run("EmbedGather", func(t *testing.T) {
+		rows, fields, e, ldd, ldc := 37, 3, 5, 17, 4
+		table := randF(a, r, 40*e)
+		base := alloc[int32](a, fields)
+		codes := alloc[int32](a, rows*ldc)
+		for f := range base {
+			base[f] = int32(f * 10)
+		}
+		for i := range codes {
+			codes[i] = int32(r.IntN(10))
+		}
+		dst, want := alloc[float32](a, rows*ldd), make([]float32, rows*ldd)
+		h.run(t, a, &EmbedGather{addr(dst), addr(codes), addr(table), addr(base), int32(rows), int32(fields), int32(e), int32(ldd), int32(ldc)})
+		RefEmbedGather(want, codes, table, base, rows, fields, e, ldd, ldc)
+		close32(t, "dst", dst, want, 0)
+	})
+	t.Run("CopyColsBF16Cross", func(t *testing.T) {
+		rows, cols, ldd, lds := 300, 3, 5, 4
+		src := randF(a, r, rows*lds)
+		src[0], src[1] = float32(math.NaN()), float32(math.Inf(-1))
+		dst, want := alloc[float32](a, rows*ldd), make([]float32, rows*ldd)
+		h.run(t, a, &CopyCols{addr(dst), addr(src), int32(rows), int32(cols), int32(ldd), int32(lds), 1})
+		RefCopyCols(want, src, rows, cols, ldd, lds, true)
+		close32(t, "copy", dst, want, 0)
+		b, wb := alloc[uint16](a, rows*ldd), make([]uint16, rows*ldd)
+		src[2] = math.Float32frombits(0x3f808000)
+		h.run(t, a, &ToBF16{addr(b), addr(src), int32(rows), int32(cols), int32(ldd), int32(lds)})
+		RefToBF16(wb, src, rows, cols, ldd, lds)
+		if !slices.Equal(b, wb) {
+			t.Error("bf16 differs")
+		}
+		x0, x := randF(a, r, rows*lds), randF(a, r, rows*lds)
+		hh := randF(a, r, rows*ldd)
+		wh := slices.Clone(hh)
+		h.run(t, a, &CrossCombine{addr(hh), addr(x0), addr(x), int32(rows), int32(cols), int32(ldd), int32(lds), int32(lds)})
+		RefCrossCombine(wh, x0, x, rows, cols, ldd, lds, lds)
+		close32(t, "cross", hh, wh, 0)
+	})
+	t.Run("BNApply", func(t *testing.T) {
+		rows, n, ldd, ldr := 50, 7, 8, 9
+		raw := randF(a, r, rows*ldr)
+		raw[3] = float32(math.NaN())
+		raw[4] = 1e9
+		mean, sd := alloc[float64](a, n), alloc[float64](a, n)
+		for j := range n {
+			mean[j], sd[j] = r.NormFloat64(), 0.5+r.Float64()
+		}
+		w, b := randF(a, r, n), randF(a, r, n)
+		dst, want := alloc[float32](a, rows*ldd), make([]float32, rows*ldd)
+		h.run(t, a, &BNApply{addr(dst), addr(raw), addr(mean), addr(sd), addr(w), addr(b), int32(rows), int32(n), int32(ldd), int32(ldr), 3})
+		RefBNApply(want, raw, mean, sd, w, b, rows, n, ldd, ldr, 3)
+		close32(t, "bn", dst, want, 0)
+	})
+	t.Run("SeqTokensAddPos", func(t *testing.T) {
+		rows, cd, ad, sd, gd := 40, 4, 2, 3, 1
+		content := randF(a, r, rows*cd)
+		oovRow, actT, surfT, ageT := randF(a, r, cd), randF(a, r, 3*ad), randF(a, r, 2*sd), randF(a, r, 5*gd)
+		oov, act, surf, age := alloc[int32](a, rows), alloc[int32](a, rows), alloc[int32](a, rows), alloc[int32](a, rows)
+		for i := range rows {
+			oov[i], act[i], surf[i], age[i] = int32(r.IntN(3)/2), int32(r.IntN(3)), int32(r.IntN(2)), int32(r.IntN(5))
+		}
+		w := cd + ad + sd + gd
+		dst, want := alloc[float32](a, rows*w), make([]float32, rows*w)
+		h.run(t, a, &SeqTokens{addr(dst), addr(content), addr(oov), addr(act), addr(surf), addr(age), addr(oovRow), addr(actT), addr(surfT), addr(ageT),
+			int32(rows), int32(cd), int32(ad), int32(sd), int32(gd)})
+		RefSeqTokens(want, content, oov, act, surf, age, oovRow, actT, surfT, ageT, rows, cd, ad, sd, gd)
+		close32(t, "tokens", dst, want, 0)
+		pos := randF(a, r, 8*w)
+		h.run(t, a, &AddPos{addr(dst), addr(pos), int32(rows), 8, int32(w)})
+		RefAddPos(want, pos, rows, 8, w)
+		close32(t, "pos", dst, want, 0)
+	})
+	t.Run("SoftmaxLayerNormSummary", func(t *testing.T) {
+		b, l, d := 4, 6, 5
+		lens := alloc[int32](a, b)
+		copy(lens, []int32{0, 6, 3, 1})
+		rows := 2 * b * l // two heads
+		s := randF(a, r, rows*l)
+		ws := slices.Clone(s)
+		h.run(t, a, &MaskedSoftmax{addr(s), addr(lens), int32(rows), int32(l), int32(b)})
+		RefMaskedSoftmax(ws, lens, rows, l, b)
+		close32(t, "softmax", s, ws, 1e-5)
+		y, x := randF(a, r, b*l*d), randF(a, r, b*l*d)
+		g, bias := randF(a, r, d), randF(a, r, d)
+		wy := slices.Clone(y)
+		h.run(t, a, &AddLayerNorm{addr(y), addr(x), addr(g), addr(bias), int32(b * l), int32(d), 1e-5})
+		RefAddLayerNorm(wy, x, g, bias, b*l, d, 1e-5)
+		close32(t, "layernorm", y, wy, 1e-6)
+		short, lds := 4, 4*d+1
+		ss, pooled := alloc[float32](a, b*lds), alloc[float32](a, b*d)
+		wss, wp := make([]float32, b*lds), make([]float32, b*d)
+		h.run(t, a, &SeqSummary{addr(ss), addr(pooled), addr(x), addr(lens), int32(b), int32(l), int32(d), int32(short), int32(lds)})
+		RefSeqSummary(wss, wp, x, lens, b, l, d, short, lds)
+		close32(t, "short", ss, wss, 0)
+		close32(t, "pooled", pooled, wp, 0)
+	})
+	t.Run("MMoERowDot", func(t *testing.T) {
+		rows, ne, w, ldh, lde := 30, 3, 7, 9, 8
+		es := rows * lde
+		logits, experts := randF(a, r, rows*ne), randF(a, r, ne*es)
+		hh, wh := alloc[float32](a, rows*ldh), make([]float32, rows*ldh)
+		h.run(t, a, &MMoECombine{addr(hh), addr(logits), addr(experts), int32(rows), int32(ne), int32(w), int32(ldh), int32(lde), int32(es)})
+		RefMMoECombine(wh, logits, experts, rows, ne, w, ldh, lde, es)
+		close32(t, "mmoe", hh, wh, 1e-5)
+		n, d := 100, 6
+		u, ads := randF(a, r, 3*8), randF(a, r, 20*7)
+		ids, ctx := alloc[int32](a, n), alloc[int32](a, n)
+		for i := range n {
+			ids[i], ctx[i] = int32(r.IntN(20)), int32(r.IntN(3))
+		}
+		out, want := alloc[float32](a, n), make([]float32, n)
+		h.run(t, a, &RowDot{addr(out), addr(u), addr(ads), addr(ids), addr(ctx), int32(n), int32(d), 8, 7, 0.25})
+		RefRowDot(want, u, ads, ids, ctx, n, d, 8, 7, 0.25)
+		close32(t, "rowdot", out, want, 0)
+	})
+	t.Run("EligibleTopK", func(t *testing.T) {
+		q, n := 3, 1000
+		ldm := (n + 31) / 32
+		active, surfaces, product := alloc[uint8](a, n), alloc[uint8](a, n), alloc[uint8](a, n)
+		bid := randF(a, r, n)
+		for i := range n {
+			active[i], surfaces[i], product[i] = uint8(r.IntN(4)/3^1), uint8(r.IntN(8)), uint8(r.IntN(64))
+		}
+		sb, prods, minBid := alloc[uint32](a, q), alloc[uint64](a, q), randF(a, r, q)
+		for i := range q {
+			sb[i], prods[i] = uint32(1<<r.IntN(3)), r.Uint64()
+		}
+		mask, wm := alloc[uint32](a, q*ldm), make([]uint32, q*ldm)
+		h.run(t, a, &Eligible{addr(mask), addr(active), addr(surfaces), addr(product), addr(bid), addr(sb), addr(prods), addr(minBid), int32(q), int32(n), int32(ldm)})
+		RefEligible(wm, active, surfaces, product, bid, sb, prods, minBid, q, n, ldm)
+		if !slices.Equal(mask, wm) {
+			t.Fatal("eligible mask differs")
+		}
+		val := alloc[float32](a, q*n)
+		for i := range val {
+			val[i] = float32(r.IntN(50)) // many ties
+		}
+		val[5] = float32(math.NaN())
+		k, chunk := 10, 64
+		// Multi-stage through the kernels and the references side by side.
+		stages := TopKStages(n, k, chunk)
+		if len(stages) < 2 {
+			t.Fatalf("stages %v", stages)
+		}
+		var inV, wV []float32 = val, slices.Clone(val)
+		var inI, wI []int32
+		m, wmask := mask, wm
+		ldv := n
+		for _, st := range stages {
+			ldo := st.Chunks * k
+			ov, oi := alloc[float32](a, q*ldo), alloc[int32](a, q*ldo)
+			rv, ri := make([]float32, q*ldo), make([]int32, q*ldo)
+			h.run(t, a, &TopK{addr(ov), addr(oi), addr(inV), addr(inI), addr(m), int32(q), int32(st.N), int32(ldv), int32(ldm), int32(chunk), int32(k), int32(ldo)})
+			RefTopK(rv, ri, wV, wI, wmask, q, st.N, ldv, ldm, chunk, k, ldo)
+			if !slices.Equal(oi, ri) {
+				t.Fatalf("topk ids differ at stage %v", st)
+			}
+			close32(t, "topk", ov, rv, 0)
+			inV, inI, wV, wI, ldv = ov, oi, rv, ri, ldo
+			m, wmask = nil, nil
+		}
+		// K greater than the candidates: unfilled slots.
+		ov, oi := alloc[float32](a, 8), alloc[int32](a, 8)
+		h.run(t, a, &TopK{addr(ov), addr(oi), addr(val), 0, 0, 1, 3, int32(n), 0, 64, 8, 8})
+		if oi[3] != -1 || !math.IsInf(float64(ov[7]), -1) || oi[0] < 0 {
+			t.Errorf("short topk %v %v", ov, oi)
+		}
+	})
 }
