@@ -12,7 +12,7 @@
 /* host.h is included by host.c before this file. */
 #define KERNEL(name, T) static void name(T a)
 #define TDM_GID() ((long long)blockIdx.x * blockDim.x + threadIdx.x)
-#define TDM_EXPF(x) expf(x)
+#define TDM_FLOOR(x) floor(x)
 #define TDM_SQRT(x) sqrt(x)
 #define TDM_FMUL(x, y) ((float)(x) * (float)(y))
 #define TDM_DMUL(x, y) ((double)(x) * (double)(y))
@@ -23,17 +23,30 @@
 #define __device__ __attribute__((device))
 #define KERNEL(name, T) extern "C" __global__ void name(T a)
 #define TDM_GID() ((long long)__nvvm_read_ptx_sreg_ctaid_x() * __nvvm_read_ptx_sreg_ntid_x() + __nvvm_read_ptx_sreg_tid_x())
-#define TDM_EXPF(x) __nvvm_ex2_approx_f((x) * 1.4426950408889634f)
+#define TDM_FLOOR(x) __nvvm_floor_d(x)
 #define TDM_SQRT(x) __nvvm_sqrt_rn_d(x)
-#define TDM_FMUL(x, y) __nvvm_mul_rn_f((x), (y))
-#define TDM_DMUL(x, y) __nvvm_mul_rn_d((x), (y))
+#define TDM_FMUL(x, y) tdm_fmul((x), (y))
+#define TDM_DMUL(x, y) tdm_dmul((x), (y))
 #define TDM_INLINE static __device__ inline
+/* LLVM folds the mul.rn builtins into plain multiplies, which clang's
+ * default -ffp-contract=fast for CUDA then fuses with the next add; an
+ * inline PTX multiply is rounded on its own, as the CPU rounds it. */
+TDM_INLINE float tdm_fmul(float x, float y) {
+	float r;
+	asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(x), "f"(y));
+	return r;
+}
+TDM_INLINE double tdm_dmul(double x, double y) {
+	double r;
+	asm("mul.rn.f64 %0, %1, %2;" : "=d"(r) : "d"(x), "d"(y));
+	return r;
+}
 
 #else /* NVRTC */
 #define KERNEL(name, T) extern "C" __global__ void name(T a)
 #define TDM_GID() ((long long)blockIdx.x * blockDim.x + threadIdx.x)
-#define TDM_EXPF(x) expf(x)
-#define TDM_SQRT(x) sqrt(x)
+#define TDM_FLOOR(x) floor(x)
+#define TDM_SQRT(x) __dsqrt_rn(x)
 #define TDM_FMUL(x, y) __fmul_rn((x), (y))
 #define TDM_DMUL(x, y) __dmul_rn((x), (y))
 #define TDM_INLINE static __device__ inline
@@ -58,6 +71,65 @@ TDM_INLINE float tdm_u2f(tdm_u32 u) {
 
 #define TDM_NEG_INF tdm_u2f(0xff800000u)
 #define TDM_NAN tdm_u2f(0x7fc00000u)
+
+TDM_INLINE tdm_u64 tdm_d2u(double f) {
+	union { double f; tdm_u64 u; } c;
+	c.f = f;
+	return c.u;
+}
+
+TDM_INLINE double tdm_u2d(tdm_u64 u) {
+	union { double f; tdm_u64 u; } c;
+	c.u = u;
+	return c.f;
+}
+
+/* Go's max and min (float32 and float64): a NaN operand gives NaN, and
+ * max(−0, +0) = +0, min(−0, +0) = −0. */
+TDM_INLINE float tdm_maxf(float x, float y) {
+	if (x != x) return x;
+	if (y != y) return y;
+	if (x == y) return tdm_u2f(tdm_f2u(x) & tdm_f2u(y));
+	return x > y ? x : y;
+}
+
+TDM_INLINE double tdm_maxd(double x, double y) {
+	if (x != x) return x;
+	if (y != y) return y;
+	if (x == y) return tdm_u2d(tdm_d2u(x) & tdm_d2u(y));
+	return x > y ? x : y;
+}
+
+TDM_INLINE double tdm_mind(double x, double y) {
+	if (x != x) return x;
+	if (y != y) return y;
+	if (x == y) return tdm_u2d(tdm_d2u(x) | tdm_d2u(y));
+	return x < y ? x : y;
+}
+
+/* tdm_exp32 is kernel.Exp32's e^x to float32 for a float64 x, operation for
+ * operation: x = n·ln 2 + r reduced in float64, a degree-6 float32
+ * polynomial for e^r, then the scale by 2^n. Only correctly rounded
+ * operations, so every build gives the CPU engine's bits. */
+TDM_INLINE float tdm_exp32(double x) {
+	if (x != x) return (float)x;
+	if (x > 88.722830000000002) return tdm_u2f(0x7f800000u);
+	if (x < -103.97199999999999) return 0.0f;
+	double n = TDM_FLOOR(TDM_DMUL(x, 1.4426950408889634) + 0.5);
+	float r = (float)(x - TDM_DMUL(n, 0.69314718055994529));
+	float p = TDM_FMUL(1.9875691500e-4f, r) + 1.3981999507e-3f;
+	p = TDM_FMUL(p, r) + 8.3334519073e-3f;
+	p = TDM_FMUL(p, r) + 4.1665795894e-2f;
+	p = TDM_FMUL(p, r) + 1.6666665459e-1f;
+	p = TDM_FMUL(p, r) + 5.0000001201e-1f;
+	p = TDM_FMUL(TDM_FMUL(p, r), r) + r + 1.0f;
+	int k = (int)n;
+	if (k > 127) /* near overflow: 2^k in two steps */
+		return TDM_FMUL(p, tdm_u2f(0x7f000000u)) * tdm_u2f((tdm_u32)k << 23);
+	if (k < -126) /* subnormal result */
+		return TDM_FMUL(p, tdm_u2f((tdm_u32)(k + 127 + 64) << 23)) * tdm_u2f(0x1f800000u);
+	return TDM_FMUL(p, tdm_u2f((tdm_u32)(k + 127) << 23));
+}
 
 /* 1. Dst[r*Ldd+f*E+k] = Table[(Base[f]+Codes[r*Ldc+f])*E+k]. */
 typedef struct {
@@ -112,12 +184,8 @@ KERNEL(tdm_bn_apply, TdmBNApplyArgs) {
 	long long j = i % a.N, r = i / a.N;
 	double x = a.Raw[r * a.Ldr + j];
 	double mu = a.Mean[j], sd = a.SD[j], c = a.Clamp;
-	double lo = mu - TDM_DMUL(c, sd), hi = mu + TDM_DMUL(c, sd);
-	double v = x < lo ? lo : x;
-	v = v > hi ? hi : v;
-	double z = (v - mu) / sd;
-	z = z < -c ? -c : z;
-	z = z > c ? c : z;
+	double v = tdm_mind(tdm_maxd(x, mu - TDM_DMUL(c, sd)), mu + TDM_DMUL(c, sd));
+	double z = tdm_mind(tdm_maxd((v - mu) / sd, -c), c);
 	if (z != z) z = 0;
 	a.Dst[r * a.Ldd + j] = TDM_FMUL((float)z, a.Weight[j]) + a.Bias[j];
 }
@@ -166,10 +234,21 @@ KERNEL(tdm_add_pos, TdmAddPosArgs) {
 	a.X[i] += a.Pos[(r % a.L) * a.D + k];
 }
 
-/* softmax of x[0..n) into out (may be x), as the CPU engine's softmax: a NaN
- * makes every output NaN, an infinite maximum shares the weight among its
- * copies, otherwise exp(x-max) in float summed in double. */
-TDM_INLINE void tdm_softmax(const float *x, float *out, int n) {
+/* A row's softmax, the CPU engine's (kernel.Softmax's pure-Go math):
+ * tdm_softmax_stats reads the row for its maximum (a NaN makes every weight
+ * NaN, an infinite maximum shares the weight among its copies) and the
+ * float64 sum of exp(x − max); tdm_softmax_weight is then one entry's
+ * weight, float32(exp(x − max) · (1/sum)). An entry's weight depends only
+ * on its value, so a row may be overwritten entry by entry. */
+typedef struct {
+	int mode;   /* 0 finite maximum, 1 NaN in the row, 2 infinite maximum */
+	float m;    /* the maximum */
+	float w;    /* mode 2: the weight of each entry equal to m */
+	double inv; /* mode 0: 1 / sum */
+} tdm_smx;
+
+TDM_INLINE tdm_smx tdm_softmax_stats(const float *x, int n) {
+	tdm_smx s;
 	float m = x[0];
 	int nan = 0;
 	for (int j = 0; j < n; j++) {
@@ -177,25 +256,35 @@ TDM_INLINE void tdm_softmax(const float *x, float *out, int n) {
 		if (v > m) m = v;
 		else if (v != v) nan = 1;
 	}
+	s.m = m;
+	s.w = 0.0f;
+	s.inv = 0.0;
+	s.mode = 0;
 	if (nan) {
-		for (int j = 0; j < n; j++) out[j] = TDM_NAN;
-		return;
-	}
-	if (m - m != 0.0f) { /* infinite */
+		s.mode = 1;
+	} else if (m - m != 0.0f) { /* infinite */
 		int c = 0;
 		for (int j = 0; j < n; j++) c += x[j] == m;
-		float w = (float)(1.0 / c);
-		for (int j = 0; j < n; j++) out[j] = x[j] == m ? w : 0.0f;
-		return;
+		s.mode = 2;
+		s.w = (float)(1.0 / c);
+	} else {
+		double sum = 0;
+		for (int j = 0; j < n; j++) sum += (double)tdm_exp32((double)x[j] - (double)m);
+		s.inv = 1.0 / sum;
 	}
-	double sum = 0;
-	for (int j = 0; j < n; j++) {
-		float e = TDM_EXPF(x[j] - m);
-		out[j] = e;
-		sum += (double)e;
-	}
-	double inv = 1.0 / sum;
-	for (int j = 0; j < n; j++) out[j] = (float)TDM_DMUL((double)out[j], inv);
+	return s;
+}
+
+TDM_INLINE float tdm_softmax_weight(const tdm_smx *s, float v) {
+	if (s->mode == 1) return TDM_NAN;
+	if (s->mode == 2) return v == s->m ? s->w : 0.0f;
+	return (float)TDM_DMUL((double)tdm_exp32((double)v - (double)s->m), s->inv);
+}
+
+/* tdm_softmax replaces x[0..n) by its softmax. */
+TDM_INLINE void tdm_softmax(float *x, int n) {
+	tdm_smx st = tdm_softmax_stats(x, n);
+	for (int j = 0; j < n; j++) x[j] = tdm_softmax_weight(&st, x[j]);
 }
 
 /* 6. Masked softmax, one thread per row of length L: b = (r/L)%B, i = r%L,
@@ -215,7 +304,7 @@ KERNEL(tdm_masked_softmax, TdmMaskedSoftmaxArgs) {
 	if (n > a.L) n = a.L;
 	float *s = a.S + r * a.L;
 	if (i >= n) n = 0;
-	if (n > 0) tdm_softmax(s, s, n);
+	if (n > 0) tdm_softmax(s, n);
 	for (int j = n; j < a.L; j++) s[j] = 0.0f;
 }
 
@@ -272,11 +361,8 @@ KERNEL(tdm_seq_summary, TdmSeqSummaryArgs) {
 	const float *x = a.X + b * a.L * a.D + k;
 	for (int j = 0; j < a.Short; j++)
 		a.S[b * a.Lds + (long long)j * a.D + k] = j < n ? x[(long long)j * a.D] : 0.0f;
-	float m = 0.0f;
-	for (int j = 0; j < n; j++) {
-		float v = x[(long long)j * a.D];
-		if (j == 0 || v > m) m = v;
-	}
+	float m = n > 0 ? x[0] : 0.0f; /* Go's max: a NaN sticks */
+	for (int j = 1; j < n; j++) m = tdm_maxf(m, x[(long long)j * a.D]);
 	a.Pooled[b * a.D + k] = m;
 }
 
@@ -305,20 +391,13 @@ typedef struct {
 
 KERNEL(tdm_mmoe_combine, TdmMMoECombineArgs) {
 	long long i = TDM_GID();
-	if (i >= (long long)a.Rows * a.W) return;
+	if (a.NE <= 0 || i >= (long long)a.Rows * a.W) return;
 	long long c = i % a.W, r = i / a.W;
 	const float *l = a.Logits + r * a.NE;
-	float m = l[0];
-	for (int e = 1; e < a.NE; e++)
-		if (l[e] > m) m = l[e];
-	double sum = 0;
-	for (int e = 0; e < a.NE; e++) sum += (double)TDM_EXPF(l[e] - m);
-	double inv = 1.0 / sum;
+	tdm_smx st = tdm_softmax_stats(l, a.NE);
 	float h = 0.0f;
-	for (int e = 0; e < a.NE; e++) {
-		float w = (float)TDM_DMUL((double)TDM_EXPF(l[e] - m), inv);
-		h = h + TDM_FMUL(w, a.Experts[(long long)e * a.ES + r * a.Lde + c]);
-	}
+	for (int e = 0; e < a.NE; e++)
+		h = h + TDM_FMUL(tdm_softmax_weight(&st, l[e]), a.Experts[(long long)e * a.ES + r * a.Lde + c]);
 	a.H[r * a.Ldh + c] = h;
 }
 
@@ -388,7 +467,7 @@ KERNEL(tdm_eligible, TdmEligibleArgs) {
 		long long id = w * 32 + j;
 		if (id >= a.N) break;
 		if (a.Active[id] != 0 && (a.Surfaces[id] & sb) != 0 &&
-		    ((prods >> (a.Product[id] & 63)) & 1) != 0 && a.Bid[id] >= minBid)
+		    a.Product[id] < 64 && ((prods >> a.Product[id]) & 1) != 0 && a.Bid[id] >= minBid)
 			m |= 1u << j;
 	}
 	a.Mask[i] = m;

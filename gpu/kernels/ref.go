@@ -42,26 +42,14 @@ func RefBNApply(dst, raw []float32, mean, sd []float64, weight, bias []float32, 
 		for j := range n {
 			x := float64(raw[r*ldr+j])
 			mu, s := mean[j], sd[j]
-			lo, hi := mu-clamp*s, mu+clamp*s
-			v := x
-			if v < lo {
-				v = lo
-			}
-			if v > hi {
-				v = hi
-			}
-			z := (v - mu) / s
-			if z < -clamp {
-				z = -clamp
-			}
-			if z > clamp {
-				z = clamp
-			}
-			if z != z {
+			// Written as the engine's bn.apply, with the products
+			// converted so that no compiler fuses them.
+			v := min(max(x, mu-float64(clamp*s)), mu+float64(clamp*s))
+			z := min(max((v-mu)/s, -clamp), clamp)
+			if math.IsNaN(z) {
 				z = 0
 			}
-			p := float32(z) * weight[j]
-			dst[r*ldd+j] = p + bias[j]
+			dst[r*ldd+j] = float32(float32(z)*weight[j]) + bias[j]
 		}
 	}
 }
@@ -96,9 +84,9 @@ func RefAddPos(x, pos []float32, rows, l, d int) {
 	}
 }
 
-// softmax is the kernels' row softmax: as the CPU engine's (a NaN makes the
-// row NaN, an infinite maximum is shared among its copies), with exp in
-// float32 and the sum in float64.
+// softmax is the kernels' row softmax, the pure-Go math of kernel.Softmax:
+// a NaN makes the row NaN, an infinite maximum is shared among its copies,
+// otherwise exp32(x − max) summed in float64 and scaled by 1/sum.
 func softmax(x []float32) {
 	m := x[0]
 	nan := false
@@ -134,7 +122,7 @@ func softmax(x []float32) {
 	}
 	var sum float64
 	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
+		e := exp32(float64(v) - float64(m))
 		x[i] = e
 		sum += float64(e)
 	}
@@ -142,6 +130,36 @@ func softmax(x []float32) {
 	for i, v := range x {
 		x[i] = float32(float64(v) * inv)
 	}
+}
+
+// exp32 is kernel.Exp32 for a float64 argument (the kernels' tdm_exp32):
+// x = n·ln 2 + r reduced in float64, e^r from a float32 polynomial, scaled
+// by 2^n. The conversions keep every product rounded on its own.
+func exp32(x float64) float32 {
+	switch {
+	case x != x:
+		return float32(x)
+	case x > 88.72283:
+		return float32(math.Inf(1))
+	case x < -103.972:
+		return 0
+	}
+	n := math.Floor(float64(x*math.Log2E) + 0.5)
+	r := float32(x - float64(n*math.Ln2))
+	p := float32(1.9875691500e-4*r) + 1.3981999507e-3
+	p = float32(p*r) + 8.3334519073e-3
+	p = float32(p*r) + 4.1665795894e-2
+	p = float32(p*r) + 1.6666665459e-1
+	p = float32(p*r) + 5.0000001201e-1
+	p = float32(float32(p*r)*r) + r + 1
+	k := int32(n)
+	switch {
+	case k > 127:
+		return float32(p*0x1p127) * math.Float32frombits(uint32(k)<<23)
+	case k < -126:
+		return float32(p*math.Float32frombits(uint32(k+127+64)<<23)) * 0x1p-64
+	}
+	return p * math.Float32frombits(uint32(k+127)<<23)
 }
 
 // RefMaskedSoftmax is the reference of MaskedSoftmax: row r of length l
@@ -175,14 +193,14 @@ func RefAddLayerNorm(y, x, g, bias []float32, rows, d int, eps float32) {
 		var ss float64
 		for _, v := range row {
 			c := float64(v) - mean
-			ss += c * c
+			ss += float64(c * c)
 		}
 		rstd := 0.0
 		if v := ss/fd + float64(eps); v != 0 {
 			rstd = 1 / math.Sqrt(v)
 		}
 		for j, v := range row {
-			t := (float64(v) - mean) * rstd * float64(g[j])
+			t := float64(float64((float64(v)-mean)*rstd) * float64(g[j]))
 			row[j] = float32(t + float64(bias[j]))
 		}
 	}
@@ -201,10 +219,11 @@ func RefSeqSummary(s, pooled, x []float32, lens []int32, b, l, d, short, lds int
 				s[bi*lds+j*d+k] = v
 			}
 			m := float32(0)
-			for j := range n {
-				if v := x[(bi*l+j)*d+k]; j == 0 || v > m {
-					m = v
-				}
+			if n > 0 {
+				m = x[bi*l*d+k]
+			}
+			for j := 1; j < n; j++ {
+				m = max(m, x[(bi*l+j)*d+k])
 			}
 			pooled[bi*d+k] = m
 		}
@@ -215,7 +234,7 @@ func RefSeqSummary(s, pooled, x []float32, lens []int32, b, l, d, short, lds int
 func RefCrossCombine(h, x0, x []float32, rows, d, ldh, ld0, ldx int) {
 	for r := range rows {
 		for k := range d {
-			p := x0[r*ld0+k] * h[r*ldh+k]
+			p := float32(x0[r*ld0+k] * h[r*ldh+k])
 			h[r*ldh+k] = p + x[r*ldx+k]
 		}
 	}
@@ -225,25 +244,12 @@ func RefCrossCombine(h, x0, x []float32, rows, d, ldh, ld0, ldx int) {
 func RefMMoECombine(h, logits, experts []float32, rows, ne, w, ldh, lde, es int) {
 	a := make([]float32, ne)
 	for r := range rows {
-		l := logits[r*ne : r*ne+ne]
-		m := l[0]
-		for _, v := range l[1:] {
-			if v > m {
-				m = v
-			}
-		}
-		var sum float64
-		for _, v := range l {
-			sum += float64(float32(math.Exp(float64(v - m))))
-		}
-		inv := 1 / sum
-		for i, v := range l {
-			a[i] = float32(float64(float32(math.Exp(float64(v-m)))) * inv)
-		}
+		copy(a, logits[r*ne:r*ne+ne])
+		softmax(a)
 		for c := range w {
 			var s float32
 			for i := range ne {
-				p := a[i] * experts[i*es+r*lde+c]
+				p := float32(a[i] * experts[i*es+r*lde+c])
 				s += p
 			}
 			h[r*ldh+c] = s
@@ -267,7 +273,7 @@ func RefRowDot(out, u, ads []float32, ids, ctx []int32, n, d, ldu, lda int, beta
 		aa := ads[int(ids[i])*lda:]
 		var s float32
 		for k := range d {
-			p := uu[k] * aa[k]
+			p := float32(uu[k] * aa[k])
 			s += p
 		}
 		out[i] = s + beta
@@ -286,7 +292,7 @@ func RefEligible(mask []uint32, active, surfaces, product []uint8, bid []float32
 					break
 				}
 				if active[id] != 0 && uint32(surfaces[id])&surfaceBit[q] != 0 &&
-					products[q]>>(product[id]&63)&1 != 0 && bid[id] >= minBid[q] {
+					products[q]>>product[id]&1 != 0 && bid[id] >= minBid[q] {
 					m |= 1 << j
 				}
 			}
