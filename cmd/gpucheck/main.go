@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,15 +79,37 @@ func main() {
 	precs := flag.String("precisions", "fp32,tf32,bf16", "precisions to check")
 	ads := flag.Int("ads", 1_000_000, "synthetic ads for the exact retrieval timing (0: skip)")
 	calls := flag.Int("calls", 200, "timed calls per bucket")
+	buckets := flag.String("buckets", "1,8,32,128,512,2048", "batch buckets to capture and time")
+	contexts := flag.Int("contexts", 512, "contexts of the parity batch")
 	flag.Parse()
-	code, err := run(*db, *out, strings.Split(*precs, ","), *ads, *calls)
+	var bs []int
+	for _, f := range strings.Split(*buckets, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || b < 1 {
+			fmt.Fprintf(os.Stderr, "gpucheck: -buckets %q: want ascending sizes ≥ 1\n", *buckets)
+			os.Exit(2)
+		}
+		bs = append(bs, b)
+	}
+	code, err := run(config{db: *db, out: *out, precs: strings.Split(*precs, ","), ads: *ads, calls: *calls, buckets: bs, contexts: *contexts})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gpucheck:", err)
 	}
 	os.Exit(code)
 }
 
-func run(db, out string, precs []string, nads, calls int) (int, error) {
+// config is one run's flags.
+type config struct {
+	db, out  string
+	precs    []string
+	ads      int
+	calls    int
+	buckets  []int
+	contexts int
+}
+
+func run(cf config) (int, error) {
+	db, out, nads, calls := cf.db, cf.out, cf.ads, cf.calls
 	if db == "" {
 		dir, err := os.MkdirTemp("", "gpucheck-")
 		if err != nil {
@@ -108,17 +131,26 @@ func run(db, out string, precs []string, nads, calls int) (int, error) {
 		return 2, err
 	}
 	rep := &report{Snapshot: v, Tolerance: limits}
-	for _, ps := range precs {
+	for _, ps := range cf.precs {
 		p, err := gpu.ParsePrecision(ps)
 		if err != nil {
 			return 2, err
 		}
-		d, err := gpu.Open(gpu.Options{Paths: cuda.PathsFromEnv(), Precision: p})
+		d, err := gpu.Open(gpu.Options{Paths: cuda.PathsFromEnv(), Precision: p, Buckets: cf.buckets})
 		if err != nil {
 			return 2, err
 		}
 		rep.Device = d.Info()
-		err = checkPrecision(rep, d, c, p, calls)
+		// bf16 is judged against the CPU engine's own bf16 path (the same
+		// rounded weights), fp32 and tf32 against fp32.
+		ref := c
+		if p == gpu.BF16 {
+			if ref, err = catalog.Load(db, v, engine.Options{BF16: true}); err != nil {
+				d.Close()
+				return 2, err
+			}
+		}
+		err = checkPrecision(rep, d, c, ref, p, calls, cf.buckets, cf.contexts)
 		if err == nil && p == gpu.FP32 {
 			err = checkExact(rep, d, c, nads, calls)
 		}
@@ -142,19 +174,19 @@ func run(db, out string, precs []string, nads, calls int) (int, error) {
 	return 0, nil
 }
 
-// checkPrecision compares every route's logits ⟨u_t, a_t⟩ + β_t for 512
-// contexts × 64 ads with the CPU engine's, and times the tower per bucket.
-func checkPrecision(rep *report, d *gpu.Device, c *catalog.Catalog, p gpu.Precision, calls int) error {
+// checkPrecision compares every route's logits ⟨u_t, a_t⟩ + β_t for the
+// parity contexts × 64 ads with the CPU engine's, and times the tower per bucket.
+func checkPrecision(rep *report, d *gpu.Device, c, ref *catalog.Catalog, p gpu.Precision, calls int, buckets []int, contexts int) error {
 	nt, od := len(c.Tasks), c.OutDim
-	for _, r := range c.Routes {
+	for ri, r := range c.Routes {
 		t, err := d.NewUserTower(r.User)
 		if err != nil {
 			return err
 		}
-		b := engine.RandomBatch(r.User.Dims(), 512, 0, false, 7)
+		b := engine.RandomBatch(r.User.Dims(), contexts, 0, false, 7)
 		want := make([]float32, b.U*nt*od)
 		got := make([]float32, len(want))
-		if err := r.User.Run(engine.NewWorker(), b, want); err != nil {
+		if err := ref.Routes[ri].User.Run(engine.NewWorker(), b, want); err != nil {
 			return err
 		}
 		if err := t.Run(nil, b, got); err != nil {
@@ -185,7 +217,7 @@ func checkPrecision(rep *report, d *gpu.Device, c *catalog.Catalog, p gpu.Precis
 			}
 			rep.Parity = append(rep.Parity, pr)
 		}
-		for _, bk := range gpu.DefaultBuckets {
+		for _, bk := range buckets {
 			bb := engine.RandomBatch(r.User.Dims(), bk, 0, true, uint64(bk))
 			o := make([]float32, bk*nt*od)
 			tm, err := timeCalls(calls, func() error { return t.Run(nil, bb, o) })

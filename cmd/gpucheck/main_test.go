@@ -1,0 +1,41 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tandemml/tandem/gpu/standin"
+)
+
+// TestRunOnStandIn runs the whole check on the C stand-in (the real
+// kernels compiled for the host): every parity and overlap check passes
+// and the report lists them with timings.
+func TestRunOnStandIn(t *testing.T) {
+	lib := standin.Build(t, filepath.Join("..", "..", "gpu", "kernels", "host.c"))
+	for _, v := range []string{"TANDEM_LIBCUDA", "TANDEM_LIBCUBLAS", "TANDEM_LIBCUBLASLT", "TANDEM_LIBNVRTC"} {
+		t.Setenv(v, lib)
+	}
+	out := filepath.Join(t.TempDir(), "report.json")
+	code, err := run(config{out: out, precs: []string{"fp32", "bf16"}, ads: 3000, calls: 3, buckets: []int{1, 4}, contexts: 6})
+	if err != nil || code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Parity) == 0 || len(rep.Exact) == 0 || len(rep.Timings) == 0 || len(rep.Failures) != 0 {
+		t.Fatalf("report: %d parity, %d exact, %d timings, failures %v", len(rep.Parity), len(rep.Exact), len(rep.Timings), rep.Failures)
+	}
+	for _, p := range rep.Parity {
+		if !p.OK {
+			t.Errorf("%+v", p)
+		}
+	}
+}
