@@ -16,6 +16,7 @@ package kernels
 
 import (
 	_ "embed"
+	"fmt"
 	"unsafe"
 )
 
@@ -263,10 +264,13 @@ type Stage struct{ N, Chunks int }
 // TopKStages returns the TopK launches that select the best k of n
 // candidates with chunks of chunk: each stage after the first reduces the
 // previous stage's Chunks·k candidates, until one chunk remains. It panics
-// unless chunk > k > 0 (otherwise a stage need not reduce).
+// unless k > 0 and chunk ≥ 2k: with c > 1 chunks the next stage has
+// ceil(c·k/chunk) ≤ ceil(c/2) < c of them, while a chunk between k and 2k
+// can leave the count unchanged (2 chunks of k = 600 in chunks of 1024 are
+// 1200 candidates, 2 chunks again) and the reduction would never end.
 func TopKStages(n, k, chunk int) []Stage {
-	if k <= 0 || chunk <= k {
-		panic("kernels.TopKStages: need chunk > k > 0")
+	if k <= 0 || chunk < 2*k {
+		panic(fmt.Sprintf("kernels.TopKStages: k = %d, chunk = %d: need k > 0 and chunk ≥ 2k", k, chunk))
 	}
 	s := []Stage{{n, chunks(n, chunk)}}
 	for s[len(s)-1].Chunks > 1 {
