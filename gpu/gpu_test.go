@@ -388,3 +388,45 @@ func TestSelect(t *testing.T) {
 		t.Error("fp16 was accepted")
 	}
 }
+
+// TestAdTowerMatchesEngine: the device ad tower gives the CPU engine's a_t
+// over a batch spanning buckets, in fp32 and bf16.
+func TestAdTowerMatchesEngine(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(world.Models, "*", "l1", "*", "ad.safetensors"))
+	if len(paths) == 0 {
+		paths, _ = filepath.Glob(filepath.Join(world.Models, "*", "*", "*ad*.safetensors"))
+	}
+	if len(paths) == 0 {
+		t.Fatal("no ad tower export in the fixture's model directory")
+	}
+	for _, tc := range []struct {
+		p   Precision
+		tol float64
+	}{{FP32, 1e-4}, {BF16, 0.05}} {
+		d, _ := open(t, Options{Precision: tc.p})
+		m, err := engine.LoadL1Ad(paths[0], engine.Options{KeepWeights: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw, err := d.NewAdTower(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := engine.RandomBatch(m.Dims(), 0, 9, false, 3)
+		nt, od := len(m.Tasks), m.OutDim
+		want := make([]float32, b.N*nt*od)
+		if err := m.Run(engine.NewWorker(), b, want); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, len(want))
+		if err := tw.Run(b, got); err != nil {
+			t.Fatal(err)
+		}
+		closeTo(t, tc.p.String()+" a", got, want, tc.tol)
+		b.AdCats[0] = -1
+		if err := tw.Run(b, got); err == nil {
+			t.Error("a negative ad code was accepted")
+		}
+		tw.Close()
+	}
+}
