@@ -20,6 +20,7 @@ import (
 	"github.com/tandemml/tandem/gpu/standin"
 	"github.com/tandemml/tandem/index"
 	"github.com/tandemml/tandem/internal/fixture"
+	"github.com/tandemml/tandem/refresh"
 	"github.com/tandemml/tandem/snapshot"
 )
 
@@ -429,4 +430,22 @@ func TestAdTowerMatchesEngine(t *testing.T) {
 		}
 		tw.Close()
 	}
+}
+
+// TestRefreshOnDevice: the refresh job with its ad towers on the device
+// writes the vectors the CPU run writes.
+func TestRefreshOnDevice(t *testing.T) {
+	d, _ := open(t, Options{Buckets: []int{1, 64}})
+	db := t.TempDir()
+	o := refresh.Options{Data: world.Data, ModelDir: world.Models, DBDir: db, Version: "dev", Threads: 2, CheckQueries: 20, Seed: 3,
+		AdTower: func(m *engine.L1Ad) (refresh.AdRunner, error) { return d.NewAdTower(m) }}
+	if _, err := refresh.Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := catalog.Load(db, "dev", engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadCatalog(t)
+	closeTo(t, "snapshot vectors", got.Vectors, want.Vectors, 1e-4)
 }

@@ -43,6 +43,16 @@ type Options struct {
 	MinRecall    float64
 	Seed         uint64
 	Log          io.Writer // progress and summary (nil: quiet)
+	// AdTower, when set, puts a route's ad tower on another backend (the
+	// GPU: cmd wires gpu.Device.NewAdTower); the towers are then loaded
+	// with their fp32 weights kept. nil runs the CPU engine.
+	AdTower func(m *engine.L1Ad) (AdRunner, error)
+}
+
+// AdRunner embeds ads as engine.L1Ad.Run does; Close frees it.
+type AdRunner interface {
+	Run(b *engine.Batch, out []float32) error
+	Close()
 }
 
 // RouteReport is what the run measured of one route.
@@ -122,7 +132,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if len(files) != 2 {
 			return nil, fmt.Errorf("refresh: %s: route %s lists %d files, want the user and ad towers", vdir, r, len(files))
 		}
-		if towers[ri], err = engine.LoadL1Ad(filepath.Join(vdir, files[1]), engine.Options{}); err != nil {
+		if towers[ri], err = engine.LoadL1Ad(filepath.Join(vdir, files[1]), engine.Options{KeepWeights: o.AdTower != nil}); err != nil {
 			return nil, err
 		}
 		if towers[ri].OutDim != towers[0].OutDim {
@@ -148,7 +158,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for ri, r := range routes {
 		files := mf.L1[r].Files
 		ad := towers[ri]
-		if err := embed(ctx, d, ad, pool, vectors, ri, nr, logw, r); err != nil {
+		run := func(b *engine.Batch, out []float32) error { return pool.RunL1Ad(ad, b, out) }
+		if o.AdTower != nil {
+			dev, err := o.AdTower(ad)
+			if err != nil {
+				return nil, fmt.Errorf("refresh: route %s ad tower on the device: %w", r, err)
+			}
+			defer dev.Close()
+			run = dev.Run
+		}
+		if err := embed(ctx, d, ad, run, vectors, ri, nr, logw, r); err != nil {
 			return nil, err
 		}
 		members := routeAds(d, mf.Routing, r)
@@ -234,7 +253,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 // embed runs the ad tower over every ad into vectors[:, ri, :, :].
-func embed(ctx context.Context, d *batch.Data, ad *engine.L1Ad, pool *engine.Pool, vectors []float32, ri, nr int, logw io.Writer, route string) error {
+func embed(ctx context.Context, d *batch.Data, ad *engine.L1Ad, run func(*engine.Batch, []float32) error, vectors []float32, ri, nr int, logw io.Writer, route string) error {
 	const chunk = 4096
 	n := len(d.AdIDs)
 	nt, od := len(ad.Tasks), ad.OutDim
@@ -251,7 +270,7 @@ func embed(ctx context.Context, d *batch.Data, ad *engine.L1Ad, pool *engine.Poo
 			rows = append(rows, batch.Row{AdRow: int32(a), Imp: -1})
 		}
 		d.EngineAdBatch(&b, rows)
-		if err := pool.RunL1Ad(ad, &b, out[:len(rows)*nt*od]); err != nil {
+		if err := run(&b, out[:len(rows)*nt*od]); err != nil {
 			return err
 		}
 		for i := range rows {

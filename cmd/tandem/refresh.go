@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
+	"github.com/tandemml/tandem/engine"
+	"github.com/tandemml/tandem/gpu"
+	"github.com/tandemml/tandem/gpu/cuda"
 	"github.com/tandemml/tandem/refresh"
 	"github.com/tandemml/tandem/snapshot"
 )
@@ -21,6 +25,8 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	m := flags.Int("m", 0, "HNSW M (default 16)")
 	efc := flags.Int("ef-construction", 0, "HNSW efConstruction (default 200)")
 	jsonOut := flags.String("json", "", "write the run's report as JSON here")
+	device := flags.String("device", "auto", "where the ad towers run: auto (the GPU when one is usable, else the CPU with one log line saying why), cpu or gpu")
+	precision := flags.String("precision", "fp32", "GPU GEMM precision: fp32, tf32 or bf16")
 	if err := parse(flags, args); err != nil {
 		return err
 	}
@@ -29,8 +35,21 @@ func runRefresh(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		flags.Usage()
 		return errUsage
 	}
-	rep, err := refresh.Run(ctx, refresh.Options{Data: *dataDir, ModelDir: *modelDir, DBDir: *db, Version: *version,
-		Threads: *threads, M: *m, EfConstruction: *efc, Log: stdout})
+	prec, err := gpu.ParsePrecision(*precision)
+	if err != nil {
+		return err
+	}
+	dev, err := gpu.Select(*device, gpu.Options{Paths: cuda.PathsFromEnv(), Precision: prec}, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return err
+	}
+	o := refresh.Options{Data: *dataDir, ModelDir: *modelDir, DBDir: *db, Version: *version,
+		Threads: *threads, M: *m, EfConstruction: *efc, Log: stdout}
+	if dev != nil {
+		defer dev.Close()
+		o.AdTower = func(m *engine.L1Ad) (refresh.AdRunner, error) { return dev.NewAdTower(m) }
+	}
+	rep, err := refresh.Run(ctx, o)
 	if err != nil {
 		return err
 	}
