@@ -63,6 +63,19 @@ step "gofmt" gofmt_check
 step "go vet" go vet ./...
 step "staticcheck" go tool staticcheck ./...
 step "go test -race" go test -race -count=1 ./...
+# The committed PTX must be what clang-16 makes of the kernel source.
+ptx_check() {
+	if ! command -v clang-16 >/dev/null; then
+		if [[ -n ${CI:-} ]]; then
+			echo "clang-16 is required in CI (apt-get install clang-16)" >&2
+			return 1
+		fi
+		echo "    skipped: no clang-16 (apt-get install clang-16)"
+		return 0
+	fi
+	./gpu/kernels/gen.sh --check
+}
+step "committed PTX is current" ptx_check
 # Corrupt-Parquet tests skip under -race (checkptr makes a recoverable
 # parquet-go panic fatal), so they run here once more without it.
 step "go test (corrupt Parquet, no -race)" go test -count=1 -run 'Corrupt|Mutation|Guard|FuzzRead' ./data
