@@ -17,6 +17,7 @@ import (
 	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/engine"
 	"github.com/tandemml/tandem/gpu/cuda"
+	"github.com/tandemml/tandem/gpu/kernels"
 	"github.com/tandemml/tandem/gpu/standin"
 	"github.com/tandemml/tandem/index"
 	"github.com/tandemml/tandem/internal/fixture"
@@ -448,4 +449,21 @@ func TestRefreshOnDevice(t *testing.T) {
 	}
 	want := loadCatalog(t)
 	closeTo(t, "snapshot vectors", got.Vectors, want.Vectors, 1e-4)
+}
+
+// TestKernelCheckOnDevice runs every kernel case through the device path
+// (driver launches of the loaded module) on the stand-in.
+func TestKernelCheckOnDevice(t *testing.T) {
+	d, _ := open(t, Options{})
+	m := d.KernelMem()
+	defer m.Release()
+	rs := kernels.Check(m)
+	if len(rs) == 0 {
+		t.Fatal("no kernel cases")
+	}
+	for _, r := range rs {
+		if !r.OK {
+			t.Errorf("%s/%s: %s (max abs %g, tol %g)", r.Kernel, r.Case, r.Err, r.MaxAbs, r.Tol)
+		}
+	}
 }

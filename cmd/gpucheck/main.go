@@ -28,6 +28,7 @@ import (
 	"github.com/tandemml/tandem/engine"
 	"github.com/tandemml/tandem/gpu"
 	"github.com/tandemml/tandem/gpu/cuda"
+	"github.com/tandemml/tandem/gpu/kernels"
 	"github.com/tandemml/tandem/internal/fixture"
 	"github.com/tandemml/tandem/snapshot"
 )
@@ -38,6 +39,7 @@ var limits = map[string]float64{"fp32": 1e-5, "tf32": 1e-3, "bf16": 0.05}
 type report struct {
 	Device    gpu.Info           `json:"device"`
 	Snapshot  string             `json:"snapshot"`
+	Kernels   []kernels.Result   `json:"kernels"`
 	Parity    []parity           `json:"parity"`
 	Exact     []exactCheck       `json:"exact"`
 	Timings   []timing           `json:"timings"`
@@ -141,6 +143,17 @@ func run(cf config) (int, error) {
 			return 2, err
 		}
 		rep.Device = d.Info()
+		if len(rep.Kernels) == 0 {
+			// The kernels against their Go references (precision-independent).
+			m := d.KernelMem()
+			rep.Kernels = kernels.Check(m)
+			_ = m.Release()
+			for _, r := range rep.Kernels {
+				if !r.OK {
+					rep.Failures = append(rep.Failures, fmt.Sprintf("kernel %s/%s: %s (max abs %g, tol %g)", r.Kernel, r.Case, r.Err, r.MaxAbs, r.Tol))
+				}
+			}
+		}
 		// bf16 is judged against the CPU engine's own bf16 path (the same
 		// rounded weights), fp32 and tf32 against fp32.
 		ref := c

@@ -30,7 +30,7 @@ func TestRunOnStandIn(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Parity) == 0 || len(rep.Exact) == 0 || len(rep.Timings) == 0 || len(rep.Failures) != 0 {
+	if len(rep.Kernels) == 0 || len(rep.Parity) == 0 || len(rep.Exact) == 0 || len(rep.Timings) == 0 || len(rep.Failures) != 0 {
 		t.Fatalf("report: %d parity, %d exact, %d timings, failures %v", len(rep.Parity), len(rep.Exact), len(rep.Timings), rep.Failures)
 	}
 	for _, p := range rep.Parity {
