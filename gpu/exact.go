@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/tandemml/tandem/catalog"
 	"github.com/tandemml/tandem/gpu/cuda"
 	"github.com/tandemml/tandem/gpu/kernels"
 	"github.com/tandemml/tandem/index"
@@ -289,3 +290,19 @@ func (e *Exact) SearchOne(q []float32, k int, surfaceBits uint32, products uint6
 
 // KMax is the largest k a search may ask for.
 func (e *Exact) KMax() int { return e.kmax }
+
+// RouteAds lays out route r's index nodes of snapshot c for NewExact: the
+// a_t of the route's index task and each node's filter fields.
+func RouteAds(c *catalog.Catalog, r *catalog.Route) ExactAds {
+	n, od := len(r.Ads), c.OutDim
+	a := ExactAds{Vectors: make([]float32, n*od), Dim: od, Active: make([]uint8, n), Surfaces: make([]uint8, n),
+		Product: make([]uint8, n), Bid: make([]float32, n)}
+	for i, ad := range r.Ads {
+		copy(a.Vectors[i*od:(i+1)*od], c.Vector(ad, r.Pos, r.Task))
+		if c.Active[ad] {
+			a.Active[i] = 1
+		}
+		a.Surfaces[i], a.Product[i], a.Bid[i] = c.Eligible[ad], c.Product[ad], c.Bid[ad]
+	}
+	return a
+}

@@ -291,7 +291,7 @@ func TestExactMatchesCPU(t *testing.T) {
 	d, _ := open(t, Options{})
 	rng := rand.New(rand.NewPCG(4, 4))
 	for _, r := range c.Routes {
-		a := exactAdsOf(c, r)
+		a := RouteAds(c, r)
 		x, err := d.NewExact(a, 64)
 		if err != nil {
 			t.Fatal(err)
@@ -329,19 +329,6 @@ func TestExactMatchesCPU(t *testing.T) {
 			t.Error("a search after Close succeeded")
 		}
 	}
-}
-
-func exactAdsOf(c *catalog.Catalog, r *catalog.Route) ExactAds {
-	n, od := len(r.Ads), c.OutDim
-	a := ExactAds{Vectors: make([]float32, n*od), Dim: od, Active: make([]uint8, n), Surfaces: make([]uint8, n), Product: make([]uint8, n), Bid: make([]float32, n)}
-	for i, ad := range r.Ads {
-		copy(a.Vectors[i*od:], c.Vector(ad, r.Pos, r.Task))
-		if c.Active[ad] {
-			a.Active[i] = 1
-		}
-		a.Surfaces[i], a.Product[i], a.Bid[i] = c.Eligible[ad], c.Product[ad], c.Bid[ad]
-	}
-	return a
 }
 
 // sameResults: same length; every device id scores within 1e-5 of the

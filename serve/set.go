@@ -34,21 +34,6 @@ func (s *Set) Close() {
 	s.towers, s.exact = nil, nil
 }
 
-// exactAds lays out route r's index nodes for the device.
-func exactAds(c *catalog.Catalog, r *catalog.Route) gpu.ExactAds {
-	n, od := len(r.Ads), c.OutDim
-	a := gpu.ExactAds{Vectors: make([]float32, n*od), Dim: od, Active: make([]uint8, n), Surfaces: make([]uint8, n),
-		Product: make([]uint8, n), Bid: make([]float32, n)}
-	for i, ad := range r.Ads {
-		copy(a.Vectors[i*od:(i+1)*od], c.Vector(ad, r.Pos, r.Task))
-		if c.Active[ad] {
-			a.Active[i] = 1
-		}
-		a.Surfaces[i], a.Product[i], a.Bid[i] = c.Eligible[ad], c.Product[ad], c.Bid[ad]
-	}
-	return a
-}
-
 // Snapshot and Model name the Set's versions.
 func (s *Set) Snapshot() string { return s.Cat.Version }
 func (s *Set) Model() string    { return s.Models.Version }
@@ -87,7 +72,7 @@ func LoadSet(dbdir, snap, modelDir, model string, o engine.Options, be Backend) 
 			if !be.Exact {
 				continue
 			}
-			x, err := dev.NewExact(exactAds(cat, r), exactKMax)
+			x, err := dev.NewExact(gpu.RouteAds(cat, r), exactKMax)
 			if err != nil {
 				s.Close()
 				return nil, fmt.Errorf("serve: route %s exact index on the GPU: %w", r.Name, err)

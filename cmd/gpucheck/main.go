@@ -252,7 +252,7 @@ func checkExact(rep *report, d *gpu.Device, c *catalog.Catalog, nads, calls int)
 	rng := rand.New(rand.NewPCG(9, 9))
 	const k = 100
 	for _, r := range c.Routes {
-		a := adsOf(c, r)
+		a := gpu.RouteAds(c, r)
 		x, err := d.NewExact(a, k)
 		if err != nil {
 			return err
@@ -337,19 +337,6 @@ func checkExact(rep *report, d *gpu.Device, c *catalog.Catalog, nads, calls int)
 		rep.Timings = append(rep.Timings, tm)
 	}
 	return nil
-}
-
-func adsOf(c *catalog.Catalog, r *catalog.Route) gpu.ExactAds {
-	n, od := len(r.Ads), c.OutDim
-	a := gpu.ExactAds{Vectors: make([]float32, n*od), Dim: od, Active: make([]uint8, n), Surfaces: make([]uint8, n), Product: make([]uint8, n), Bid: make([]float32, n)}
-	for i, ad := range r.Ads {
-		copy(a.Vectors[i*od:], c.Vector(ad, r.Pos, r.Task))
-		if c.Active[ad] {
-			a.Active[i] = 1
-		}
-		a.Surfaces[i], a.Product[i], a.Bid[i] = c.Eligible[ad], c.Product[ad], c.Bid[ad]
-	}
-	return a
 }
 
 // timeCalls runs f a few times to warm up, then n times, and returns the
