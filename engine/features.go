@@ -11,6 +11,27 @@ import (
 type Worker struct {
 	a arena
 	g gemm.Buf
+	// trace, when set (L1User.Trace), receives named activations.
+	trace TraceFunc
+}
+
+// A TraceFunc receives one named activation of a traced run: rows × cols,
+// row-major, in a fresh slice the callee may keep. The sequence encoder's
+// activations ("seq.tokens" … "seq.layer.<i>.ln2") hold only real events,
+// stacked context after context (Σ SeqLen rows); the others hold one row
+// per context.
+type TraceFunc func(name string, rows, cols int, v []float32)
+
+// emit hands rows × cols of v (row stride ld) to the trace, if any.
+func (w *Worker) emit(name string, rows, cols, ld int, v []float32) {
+	if w.trace == nil || name == "" {
+		return
+	}
+	out := make([]float32, rows*cols)
+	for r := range rows {
+		copy(out[r*cols:(r+1)*cols], v[r*ld:r*ld+cols])
+	}
+	w.trace(name, rows, cols, out)
 }
 
 // NewWorker returns an empty worker.

@@ -170,6 +170,7 @@ func (m *L1User) Run(w *Worker, b *Batch, out []float32) error {
 		}
 		copy(row[m.projOff:m.projOff+p], so.proj[c*p:(c+1)*p])
 	}
+	w.emit("user.row", u, W, W, x)
 	hs := m.trunk.run(w, x, W, u, m.want)
 	tmp := w.a.floats(u * od)
 	for t, h := range m.heads {
@@ -180,11 +181,23 @@ func (m *L1User) Run(w *Worker, b *Batch, out []float32) error {
 			continue
 		}
 		h.apply(w, tmp, od, hs[t], m.trunk.outW, u, false)
+		if w.trace != nil {
+			w.emit(fmt.Sprintf("head.%d", t), u, od, od, tmp)
+		}
 		for c := 0; c < u; c++ {
 			copy(out[(c*nt+t)*od:(c*nt+t+1)*od], tmp[c*od:(c+1)*od])
 		}
 	}
 	return nil
+}
+
+// Trace is Run handing every named activation to f as it is computed
+// (names as the GPU plan's steps, see TraceFunc), for a per-layer diff
+// against another backend. It is slow: every activation is copied.
+func (m *L1User) Trace(w *Worker, b *Batch, out []float32, f TraceFunc) error {
+	w.trace = f
+	defer func() { w.trace = nil }()
+	return m.Run(w, b, out)
 }
 
 // L1Ad is a route's L1 ad tower: ad features → cross → MLP → a_t per task.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/tandemml/tandem/gemm"
@@ -69,9 +70,17 @@ func (l *linear) apply(w *Worker, dst []float32, ldd int, x []float32, ldx, m in
 // mlpApply runs a stack of Linear + ReLU layers over m rows of x, returning
 // the last layer's output (m × width) from the worker's scratch.
 func mlpApply(w *Worker, ls []*linear, x []float32, ldx, m int) ([]float32, int) {
-	for _, l := range ls {
+	return mlpNamed(w, "", ls, x, ldx, m)
+}
+
+// mlpNamed is mlpApply tracing layer i as "<name>.<i>".
+func mlpNamed(w *Worker, name string, ls []*linear, x []float32, ldx, m int) ([]float32, int) {
+	for i, l := range ls {
 		y := w.a.floats(m * l.out)
 		l.apply(w, y, l.out, x, ldx, m, true)
+		if w.trace != nil && name != "" {
+			w.emit(fmt.Sprintf("%s.%d", name, i), m, l.out, l.out, y)
+		}
 		x, ldx = y, l.out
 	}
 	return x, ldx

@@ -117,8 +117,10 @@ func (m *seqModel) run(w *Worker, b *Batch) seqOut {
 			copy(dst[o:o+m.ageDim], m.age[int(b.SeqAge[src])*m.ageDim:])
 		}
 	}
+	w.emit("seq.tokens", tot, tokIn, tokIn, tok)
 	x := w.a.floats(tot * d)
 	m.token.apply(w, x, d, tok, tokIn, tot, false)
+	w.emit("seq.token", tot, d, d, x)
 	for c := 0; c < u; c++ {
 		for j := 0; j < int(b.SeqLen[c]); j++ {
 			row := x[(int(off[c])+j)*d:][:d]
@@ -128,8 +130,13 @@ func (m *seqModel) run(w *Worker, b *Batch) seqOut {
 			}
 		}
 	}
+	w.emit("seq.position", tot, d, d, x)
 	for i := range m.layers {
-		x = m.layers[i].run(w, x, off, u, d, m.heads, l)
+		name := ""
+		if w.trace != nil {
+			name = fmt.Sprintf("seq.layer.%d", i)
+		}
+		x = m.layers[i].run(w, name, x, off, u, d, m.heads, l)
 	}
 	// Sequence output: the newest `short` positions (missing ones zero) ⊕
 	// Linear(masked max-pool), zero pool for an empty sequence.
@@ -151,22 +158,28 @@ func (m *seqModel) run(w *Worker, b *Batch) seqOut {
 			}
 		}
 	}
+	w.emit("seq.summary", u, d, d, pooled)
 	m.pool.apply(w, s[m.short*d:], sw, pooled, d, u, false)
+	w.emit("seq.pool", u, m.pool.out, sw, s[m.short*d:])
 	// Projection: a full-rank cross on s, then Linear to p.
 	h := w.a.floats(u * sw)
 	m.cross.apply(w, h, sw, s, sw, u, false)
+	w.emit("seq.cross", u, sw, sw, h)
 	crossCombine(h, sw, s, sw, s, sw, u, sw)
+	w.emit("seq.cross.combine", u, sw, sw, h)
 	proj := w.a.floats(u * m.proj.out)
 	m.proj.apply(w, proj, m.proj.out, h, sw, u, false)
+	w.emit("seq.proj", u, m.proj.out, m.proj.out, proj)
 	return seqOut{t: x, off: off, proj: proj}
 }
 
 // run is one post-LN layer over the stacked events: x = LN(x + attn(x));
 // x = LN(x + FFN(x)).
-func (e *encLayer) run(w *Worker, x []float32, off []int32, u, d, heads, l int) []float32 {
+func (e *encLayer) run(w *Worker, name string, x []float32, off []int32, u, d, heads, l int) []float32 {
 	tot := int(off[u])
 	qkv := w.a.floats(tot * 3 * d)
 	e.qkv.apply(w, qkv, 3*d, x, d, tot, false)
+	w.emit(name+".qkv", tot, 3*d, 3*d, qkv)
 	o := w.a.floats(tot * d)
 	dh := d / heads
 	scale := float32(1 / math.Sqrt(float64(dh)))
@@ -196,13 +209,18 @@ func (e *encLayer) run(w *Worker, x []float32, off []int32, u, d, heads, l int) 
 	}
 	y := w.a.floats(tot * d)
 	e.out.apply(w, y, d, o, d, tot, false)
+	w.emit(name+".out", tot, d, d, y)
 	kernel.Add(y, x)
 	kernel.LayerNorm(y, y, d, e.ln1g, e.ln1b, 1e-5)
+	w.emit(name+".ln1", tot, d, d, y)
 	f1 := w.a.floats(tot * 4 * d)
 	e.ffn1.apply(w, f1, 4*d, y, d, tot, true)
+	w.emit(name+".ffn1", tot, 4*d, 4*d, f1)
 	f2 := w.a.floats(tot * d)
 	e.ffn2.apply(w, f2, d, f1, 4*d, tot, false)
+	w.emit(name+".ffn2", tot, d, d, f2)
 	kernel.Add(f2, y)
 	kernel.LayerNorm(f2, f2, d, e.ln2g, e.ln2b, 1e-5)
+	w.emit(name+".ln2", tot, d, d, f2)
 	return f2
 }

@@ -150,7 +150,7 @@ func transpose(v []float32, rows, cols int) []float32 {
 func (t *trunk) run(w *Worker, x []float32, ldx, m int, want []bool) [][]float32 {
 	hs := w.a.ptrs(len(want))
 	if t.arch == "mlp" {
-		h, _ := mlpApply(w, t.mlp, x, ldx, m)
+		h, _ := mlpNamed(w, "trunk.mlp", t.mlp, x, ldx, m)
 		for k, ok := range want {
 			if ok {
 				hs[k] = h
@@ -161,24 +161,42 @@ func (t *trunk) run(w *Worker, x []float32, ldx, m int, want []bool) [][]float32
 	fw := t.first.out
 	f0 := w.a.floats(m * fw)
 	t.first.apply(w, f0, fw, x, ldx, m, false)
+	w.emit("trunk.first", m, fw, fw, f0)
 	d := t.dim
 	outs := w.a.ptrs(len(t.experts))
 	for i := range t.experts {
 		e := &t.experts[i]
 		x0 := f0[t.firstOff[i]:]
 		h := w.a.floats(m * d)
+		name := ""
+		if w.trace != nil {
+			name = fmt.Sprintf("trunk.expert.%d", i)
+		}
 		e.cross.apply(w, h, d, x0, fw, m, false)
+		w.emit(name+".cross", m, d, d, h)
 		crossCombine(h, d, x0, fw, x0, fw, m, d)
-		for _, lr := range e.low {
+		w.emit(name+".cross.combine", m, d, d, h)
+		for j, lr := range e.low {
 			r := lr[0].out
 			tmp := w.a.floats(m * r)
 			lr[0].apply(w, tmp, r, h, d, m, false)
 			h2 := w.a.floats(m * d)
 			lr[1].apply(w, h2, d, tmp, r, m, false)
+			if w.trace != nil {
+				w.emit(fmt.Sprintf("%s.lowrank.%d.v", name, j), m, r, r, tmp)
+				w.emit(fmt.Sprintf("%s.lowrank.%d.u", name, j), m, d, d, h2)
+			}
 			crossCombine(h2, d, x0, fw, h, d, m, d)
+			if w.trace != nil {
+				w.emit(fmt.Sprintf("%s.lowrank.%d.combine", name, j), m, d, d, h2)
+			}
 			h = h2
 		}
-		outs[i], _ = mlpApply(w, e.mlp, h, d, m)
+		if len(e.mlp) > 0 {
+			outs[i], _ = mlpNamed(w, name+".mlp", e.mlp, h, d, m)
+		} else {
+			outs[i] = h
+		}
 	}
 	ne := len(t.experts)
 	for k, g := range t.gates {
@@ -199,9 +217,17 @@ func (t *trunk) run(w *Worker, x []float32, ldx, m int, want []bool) [][]float32
 			}
 			ldg = width
 		}
-		gh, ldh := mlpApply(w, g.mlp, gx, ldg, m)
+		name := ""
+		if w.trace != nil {
+			name = fmt.Sprintf("trunk.gate.%d", k)
+			if g.first >= 0 {
+				w.emit(name+".first", m, ldg, ldg, gx)
+			}
+		}
+		gh, ldh := mlpNamed(w, name+".mlp", g.mlp, gx, ldg, m)
 		logits := w.a.floats(m * ne)
 		g.out.apply(w, logits, ne, gh, ldh, m, false)
+		w.emit(name+".out", m, ne, ne, logits)
 		h := w.a.zeros(m * t.outW)
 		for r := 0; r < m; r++ {
 			gr := logits[r*ne : (r+1)*ne]
@@ -214,6 +240,7 @@ func (t *trunk) run(w *Worker, x []float32, ldx, m int, want []bool) [][]float32
 				}
 			}
 		}
+		w.emit(name+".combine", m, t.outW, t.outW, h)
 		hs[k] = h
 	}
 	return hs

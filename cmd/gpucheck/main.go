@@ -36,15 +36,28 @@ import (
 // Parity limits per precision (p99 |Δlogit|), docs/GPU.md.
 var limits = map[string]float64{"fp32": 1e-5, "tf32": 1e-3, "bf16": 0.05}
 
+// Per-layer limits on max |Δ| / max(1, max |CPU|): a diagnostic that names
+// the first layer where the device leaves the CPU engine.
+var layerLimits = map[string]float64{"fp32": 1e-4, "tf32": 1e-2, "bf16": 0.05}
+
 type report struct {
 	Device    gpu.Info           `json:"device"`
 	Snapshot  string             `json:"snapshot"`
 	Kernels   []kernels.Result   `json:"kernels"`
 	Parity    []parity           `json:"parity"`
+	Layers    []layerCheck       `json:"layers"`
 	Exact     []exactCheck       `json:"exact"`
 	Timings   []timing           `json:"timings"`
 	Failures  []string           `json:"failures"`
 	Tolerance map[string]float64 `json:"p99_abs_logit_limits"`
+	LayerTol  map[string]float64 `json:"layer_rel_limits"`
+}
+
+type layerCheck struct {
+	Precision string `json:"precision"`
+	Route     string `json:"route"`
+	gpu.LayerDiff
+	OK bool `json:"ok"`
 }
 
 type parity struct {
@@ -132,7 +145,7 @@ func run(cf config) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	rep := &report{Snapshot: v, Tolerance: limits}
+	rep := &report{Snapshot: v, Tolerance: limits, LayerTol: layerLimits}
 	for _, ps := range cf.precs {
 		p, err := gpu.ParsePrecision(ps)
 		if err != nil {
@@ -176,8 +189,8 @@ func run(cf config) (int, error) {
 	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 		return 2, err
 	}
-	fmt.Printf("gpucheck: %s, %d parity checks, %d exact checks, %d timings, %d failures → %s\n",
-		rep.Device.Name, len(rep.Parity), len(rep.Exact), len(rep.Timings), len(rep.Failures), out)
+	fmt.Printf("gpucheck: %s, %d parity checks, %d layer diffs, %d exact checks, %d timings, %d failures → %s\n",
+		rep.Device.Name, len(rep.Parity), len(rep.Layers), len(rep.Exact), len(rep.Timings), len(rep.Failures), out)
 	for _, f := range rep.Failures {
 		fmt.Println("FAIL", f)
 	}
@@ -230,6 +243,9 @@ func checkPrecision(rep *report, d *gpu.Device, c, ref *catalog.Catalog, p gpu.P
 			}
 			rep.Parity = append(rep.Parity, pr)
 		}
+		if err := checkLayers(rep, t, ref.Routes[ri].User, b, p, r.Name); err != nil {
+			return err
+		}
 		for _, bk := range buckets {
 			bb := engine.RandomBatch(r.User.Dims(), bk, 0, true, uint64(bk))
 			o := make([]float32, bk*nt*od)
@@ -242,6 +258,26 @@ func checkPrecision(rep *report, d *gpu.Device, c, ref *catalog.Catalog, p gpu.P
 			rep.Timings = append(rep.Timings, tm)
 		}
 		t.Close()
+	}
+	return nil
+}
+
+// checkLayers diffs every traced layer of the tower against the CPU
+// engine; the first layer over the limit is a failure (the ones after it
+// inherit its error).
+func checkLayers(rep *report, t *gpu.UserTower, ref *engine.L1User, b *engine.Batch, p gpu.Precision, route string) error {
+	diffs, err := t.CompareLayers(ref, b)
+	if err != nil {
+		return err
+	}
+	lim, failed := layerLimits[p.String()], false
+	for _, ld := range diffs {
+		lc := layerCheck{Precision: p.String(), Route: route, LayerDiff: ld, OK: ld.Rel <= lim}
+		if !lc.OK && !failed {
+			failed = true
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s route %s: layer %s is the first over the limit (%.3g > %.3g of its scale)", lc.Precision, route, ld.Name, ld.Rel, lim))
+		}
+		rep.Layers = append(rep.Layers, lc)
 	}
 	return nil
 }

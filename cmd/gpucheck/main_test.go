@@ -38,4 +38,20 @@ func TestRunOnStandIn(t *testing.T) {
 			t.Errorf("%+v", p)
 		}
 	}
+	// Both precisions diffed the tower layer by layer.
+	per := map[string]int{}
+	for _, l := range rep.Layers {
+		per[l.Precision]++
+		if !l.OK || l.Rows == 0 {
+			t.Errorf("layer %+v", l)
+		}
+	}
+	worst := map[string]float64{}
+	for _, l := range rep.Layers {
+		worst[l.Precision] = max(worst[l.Precision], l.Rel)
+	}
+	t.Logf("layers per precision %v, worst relative difference %v", per, worst)
+	if per["fp32"] < 10 || per["bf16"] < 10 {
+		t.Errorf("layers diffed per precision: %v", per)
+	}
 }
