@@ -293,18 +293,24 @@ func (p *prog) capture() error {
 
 // run executes the program once (its graph, or its steps) and waits.
 func (p *prog) run() error {
-	drv := p.l.d.drv
-	if p.graph != 0 {
-		if err := drv.GraphLaunch(p.graph, p.l.s); err != nil {
-			return fmt.Errorf("gpu: graph launch: %w", err)
-		}
-	} else if err := p.issue(); err != nil {
+	if err := p.enqueue(); err != nil {
 		return err
 	}
-	if err := drv.StreamSynchronize(p.l.s); err != nil {
+	if err := p.l.d.drv.StreamSynchronize(p.l.s); err != nil {
 		return fmt.Errorf("gpu: sync: %w", err)
 	}
 	return nil
+}
+
+// enqueue puts the program on the lane's stream without waiting.
+func (p *prog) enqueue() error {
+	if p.graph != 0 {
+		if err := p.l.d.drv.GraphLaunch(p.graph, p.l.s); err != nil {
+			return fmt.Errorf("gpu: graph launch: %w", err)
+		}
+		return nil
+	}
+	return p.issue()
 }
 
 // trace runs the steps one by one and hands each named output to f.

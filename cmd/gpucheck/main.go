@@ -61,6 +61,9 @@ type layerCheck struct {
 }
 
 type parity struct {
+	// Path is "tower" (the device's u_t dotted with a_t on the host) or
+	// "score" (UserTower.Score: tower and dot products on the device).
+	Path      string  `json:"path"`
 	Precision string  `json:"precision"`
 	Route     string  `json:"route"`
 	Task      string  `json:"task"`
@@ -79,13 +82,15 @@ type exactCheck struct {
 }
 
 type timing struct {
-	What      string  `json:"what"`
-	Precision string  `json:"precision,omitempty"`
-	Batch     int     `json:"batch"`
-	Calls     int     `json:"calls"`
-	P50Ms     float64 `json:"p50_ms"`
-	P99Ms     float64 `json:"p99_ms"`
-	PerSecond float64 `json:"rows_per_second"`
+	What      string `json:"what"`
+	Precision string `json:"precision,omitempty"`
+	Batch     int    `json:"batch"`
+	// Candidates per context, for "l1_score" timings.
+	Candidates int     `json:"candidates_per_context,omitempty"`
+	Calls      int     `json:"calls"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	PerSecond  float64 `json:"rows_per_second"`
 }
 
 func main() {
@@ -234,14 +239,10 @@ func checkPrecision(rep *report, d *gpu.Device, c, ref *catalog.Catalog, p gpu.P
 					diffs = append(diffs, math.Abs(zg-zw))
 				}
 			}
-			slices.Sort(diffs)
-			pr := parity{Precision: p.String(), Route: r.Name, Task: task, Logits: len(diffs),
-				P99Abs: diffs[len(diffs)*99/100], MaxAbs: diffs[len(diffs)-1]}
-			pr.OK = pr.P99Abs <= limits[p.String()]
-			if !pr.OK {
-				rep.Failures = append(rep.Failures, fmt.Sprintf("%s route %s task %s: p99 |Δlogit| %.3g > %.3g", pr.Precision, r.Name, task, pr.P99Abs, limits[pr.Precision]))
-			}
-			rep.Parity = append(rep.Parity, pr)
+			rep.addParity("tower", p, r.Name, task, diffs)
+		}
+		if err := checkScore(rep, d, t, c, r, b, want, p, calls, buckets); err != nil {
+			return err
 		}
 		if err := checkLayers(rep, t, ref.Routes[ri].User, b, p, r.Name); err != nil {
 			return err
@@ -258,6 +259,76 @@ func checkPrecision(rep *report, d *gpu.Device, c, ref *catalog.Catalog, p gpu.P
 			rep.Timings = append(rep.Timings, tm)
 		}
 		t.Close()
+	}
+	return nil
+}
+
+// addParity records one parity check from its |Δlogit| values.
+func (rep *report) addParity(path string, p gpu.Precision, route, task string, diffs []float64) {
+	slices.Sort(diffs)
+	pr := parity{Path: path, Precision: p.String(), Route: route, Task: task, Logits: len(diffs),
+		P99Abs: diffs[len(diffs)*99/100], MaxAbs: diffs[len(diffs)-1]}
+	pr.OK = pr.P99Abs <= limits[pr.Precision]
+	if !pr.OK {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s %s route %s task %s: p99 |Δlogit| %.3g > %.3g", pr.Path, pr.Precision, route, task, pr.P99Abs, limits[pr.Precision]))
+	}
+	rep.Parity = append(rep.Parity, pr)
+}
+
+// scoreCandidates is the candidates per context of the scoring check and
+// timings.
+const scoreCandidates = 100
+
+// checkScore compares UserTower.Score with the CPU logits (want: the CPU
+// engine's u_t for b) and times it per bucket.
+func checkScore(rep *report, d *gpu.Device, t *gpu.UserTower, c *catalog.Catalog, r *catalog.Route, b *engine.Batch, want []float32, p gpu.Precision, calls int, buckets []int) error {
+	nt, od := len(c.Tasks), c.OutDim
+	vec := gpu.RouteVectors(c, r)
+	av, err := d.NewAdVectors(vec, len(c.AdIDs), nt, od)
+	if err != nil {
+		return err
+	}
+	defer av.Close()
+	pairs := func(contexts int, seed uint64) (ctx, ads []int32) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		for u := range contexts {
+			for range scoreCandidates {
+				ctx = append(ctx, int32(u))
+				ads = append(ads, int32(rng.IntN(len(c.AdIDs))))
+			}
+		}
+		return ctx, ads
+	}
+	ctx, ads := pairs(b.U, 3)
+	z := make([]float32, len(ads)*nt)
+	if err := t.Score(b, av, ctx, ads, z); err != nil {
+		return err
+	}
+	for k, task := range c.Tasks {
+		if !r.User.HasTask(k) {
+			continue
+		}
+		diffs := make([]float64, len(ads))
+		for i := range ads {
+			zw := float64(r.User.Beta(k))
+			for j := range od {
+				zw += float64(want[(int(ctx[i])*nt+k)*od+j]) * float64(vec[(int(ads[i])*nt+k)*od+j])
+			}
+			diffs[i] = math.Abs(float64(z[i*nt+k]) - zw)
+		}
+		rep.addParity("score", p, r.Name, task, diffs)
+	}
+	for _, bk := range buckets {
+		bb := engine.RandomBatch(r.User.Dims(), bk, 0, true, uint64(bk))
+		ctx, ads := pairs(bk, uint64(bk))
+		o := make([]float32, len(ads)*nt)
+		tm, err := timeCalls(calls, func() error { return t.Score(bb, av, ctx, ads, o) })
+		if err != nil {
+			return err
+		}
+		tm.What, tm.Precision, tm.Batch, tm.Candidates = "l1_score/"+r.Name, p.String(), bk, scoreCandidates
+		tm.PerSecond = float64(bk) / (tm.P50Ms / 1000)
+		rep.Timings = append(rep.Timings, tm)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tandemml/tandem/gpu/standin"
@@ -37,6 +38,18 @@ func TestRunOnStandIn(t *testing.T) {
 		if !p.OK {
 			t.Errorf("%+v", p)
 		}
+	}
+	paths, scored := map[string]int{}, 0
+	for _, p := range rep.Parity {
+		paths[p.Path]++
+	}
+	for _, tm := range rep.Timings {
+		if strings.HasPrefix(tm.What, "l1_score/") && tm.Candidates > 0 && tm.PerSecond > 0 {
+			scored++
+		}
+	}
+	if paths["tower"] == 0 || paths["score"] != paths["tower"] || scored != 4 {
+		t.Errorf("parity per path %v, %d scoring timings (want 2 buckets × 2 precisions)", paths, scored)
 	}
 	// Both precisions diffed the tower layer by layer.
 	per := map[string]int{}
