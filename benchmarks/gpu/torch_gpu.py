@@ -127,6 +127,43 @@ def bench_tower(model, route: str, device, precs, batches, calls, warmup, seed) 
     return out
 
 
+def bench_score(model, route: str, device, precs, batches, calls, warmup, seed, nads: int, out_dim: int,
+                candidates: int) -> List[dict]:
+    """The tower plus z_t = <u_t, a_t> + beta for `candidates` random ads per context over nads resident ad
+    vectors per task, as gpucheck's l1_score timings (beta is a constant: its cost is one add)."""
+    what = f"l1_score/{route}" if route else "l1_score"
+    rng = np.random.default_rng(seed + 1)
+    g = torch.Generator(device="cpu").manual_seed(seed + 1)
+    out = []
+    for b in batches:
+        arrays, meta = coded_inputs.random_inputs(model, b, 0, rng, full_sequences=True)
+        batch = to_device(coded_inputs.prepare(model, arrays, meta), device)
+        with torch.no_grad():
+            names = list(model.outputs(batch).keys())
+        ads = {n: torch.randn(nads, out_dim, generator=g).to(device) for n in names}
+        ids = torch.randint(0, nads, (b, candidates), generator=g).to(device)
+        for p in precs:
+            set_precision(p, device)
+
+            def fn():
+                if p == "bf16":
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                        us = model.outputs(batch)
+                else:
+                    us = model.outputs(batch)
+                # (b, candidates, d) gathered a_t times u_t, summed over d.
+                return [(ads[n][ids] * us[n].float().unsqueeze(1)).sum(-1) + 0.5 for n in names]
+
+            with torch.no_grad():
+                tm = time_calls(fn, calls, warmup, device)
+            out.append({"what": what, "precision": p, "batch": b, "candidates_per_context": candidates, **tm,
+                        "rows_per_second": b / (tm["p50_ms"] / 1000)})
+            print(f"{what} {p:4s} batch {b:5d} x {candidates}: p50 {tm['p50_ms']:9.3f} ms  "
+                  f"p99 {tm['p99_ms']:9.3f} ms  {out[-1]['rows_per_second']:12.0f} contexts/s", file=sys.stderr)
+    set_precision("fp32", device)
+    return out
+
+
 def bench_exact(nads: int, dim: int, device, calls, warmup, seed) -> List[dict]:
     g = torch.Generator(device="cpu").manual_seed(seed)
     ads = torch.randn(nads, dim, generator=g).to(device)
@@ -158,6 +195,9 @@ def main() -> int:
                     help="comma-separated: fp32, tf32, bf16 (tf32 and bf16 autocast only on cuda)")
     ap.add_argument("--batches", default=",".join(map(str, BUCKETS)), help="user tower batch sizes")
     ap.add_argument("--ads", type=int, default=1_000_000, help="synthetic ads for exact scoring (0: skip)")
+    ap.add_argument("--score-ads", type=int, default=100_000,
+                    help="resident ad vectors per task for the l1_score timings (0: skip)")
+    ap.add_argument("--candidates", type=int, default=100, help="candidates per context for l1_score (gpucheck: 100)")
     ap.add_argument("--calls", type=int, default=200, help="timed calls per entry")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
@@ -207,6 +247,9 @@ def main() -> int:
         "timings": [],
     }
     report["timings"] += bench_tower(model, route, device, precs, batches, args.calls, args.warmup, args.seed)
+    if args.score_ads > 0:
+        report["timings"] += bench_score(model, route, device, precs, batches, args.calls, args.warmup, args.seed,
+                                         args.score_ads, out_dim, args.candidates)
     if args.ads > 0:
         report["timings"] += bench_exact(args.ads, out_dim, device, args.calls, args.warmup, args.seed)
     with open(args.out, "w") as fh:
