@@ -42,11 +42,14 @@ type Manifest struct {
 	Routes       []string  `json:"routes"` // order of Ad.Vectors
 	// Routing maps (surface, product) to a route, first match wins, "*"
 	// matching anything: the model version's map, which serving follows.
-	Routing []Rule            `json:"routing"`
-	OutDim  int               `json:"out_dim"`
-	Extra   json.RawMessage   `json:"extra,omitempty"` // the writer's own details (e.g. index parameters, check results)
-	Sums    map[string]string `json:"sums"`
-	Counts  map[string]int64  `json:"counts"`
+	Routing []Rule `json:"routing"`
+	OutDim  int    `json:"out_dim"`
+	// Shards lists the shard counts S whose per-shard indexes the version
+	// holds (ShardBlob); empty: only the whole-route indexes.
+	Shards []int             `json:"shards,omitempty"`
+	Extra  json.RawMessage   `json:"extra,omitempty"` // the writer's own details (e.g. index parameters, check results)
+	Sums   map[string]string `json:"sums"`
+	Counts map[string]int64  `json:"counts"`
 }
 
 // Rule is one entry of a routing map.
@@ -65,6 +68,18 @@ func RouteFor(rules []Rule, surface, product string) string {
 		}
 	}
 	return ""
+}
+
+// RouteBlob names a blob of a route's whole index: kind "index" (an
+// encoded index.Graph), "ids" (the ad id of each node, little-endian
+// int64) or "user.safetensors" (the route's L1 user tower).
+func RouteBlob(route, kind string) string { return "route/" + route + "/" + kind }
+
+// ShardBlob names a blob of shard s of S of a route's index (kind "index"
+// or "ids", encoded as RouteBlob's): the nodes are the route's ads that
+// package shard places on shard s, in the whole index's node order.
+func ShardBlob(route string, shards, s int, kind string) string {
+	return fmt.Sprintf("route/%s/shards/%d/%d/%s", route, shards, s, kind)
 }
 
 // Writer writes one new version. Close it with Finish (or Abort).
