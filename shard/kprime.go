@@ -3,9 +3,11 @@ package shard
 import "math"
 
 // DefaultP is the per-shard overflow probability [Gather] uses when it is given no k′: the chance, under
-// random placement, that one shard holds more than k′ of the true top k and so needs a second round. By the
-// union bound a request over S shards refetches with probability at most S·DefaultP (6.4·10⁻⁶ at S = 64).
-// It makes k = 1000 over 64 shards give k′ = 40.
+// random placement, that one shard holds more than k′ of the true top k, so that a first round alone would
+// miss a winner. By the union bound that happens to a request over S shards with probability at most
+// S·DefaultP (6.4·10⁻⁶ at S = 64); the guard then refetches. The guard also refetches when a shard holds
+// exactly k′ of the top k, so the refetch rate is P(X ≥ k′), a little above p. DefaultP makes k = 1000 over
+// 64 shards give k′ = 40.
 const DefaultP = 1e-7
 
 // KPrime returns the per-shard limit k′: the smallest k′ in [1, k] with P(X > k′) ≤ p for
