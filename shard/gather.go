@@ -190,7 +190,6 @@ type gatherer struct {
 	// merge scratch
 	pos  []int  // per shard, the next hit of its list
 	heap []head // list heads
-
 }
 
 func (g *gatherer) run(ctx context.Context) (Result, error) {
