@@ -110,7 +110,7 @@ func TestGatherExact(t *testing.T) {
 			for _, k := range []int{1, 10, 100} {
 				for _, kprime := range []int{0, 1, 3} {
 					ties := seed%4 == 3
-					ads := randomAds(r, r.IntN(2000), ties)
+					ads := randomAds(r, r.IntN(1200), ties)
 					m := place(ads, shards, byOf(shards))
 					name := fmt.Sprintf("seed %d, S %d, k %d, k′ %d, ties %t, %d ads", seed, shards, k, kprime, ties, len(ads))
 					check(t, name, ads, m, k, kprime)
