@@ -10,12 +10,15 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/engine"
 	"github.com/tandemml/tandem/index"
 	"github.com/tandemml/tandem/query"
+	"github.com/tandemml/tandem/shard"
 	"github.com/tandemml/tandem/snapshot"
 )
 
@@ -42,6 +45,7 @@ type Catalog struct {
 	Vectors []float32
 
 	itemRow map[int64]int32
+	ItemIDs []int64
 	ItemEmb []float32 // items × content width
 
 	Routes []*Route
@@ -88,12 +92,50 @@ func (r *Route) Runner() UserRunner {
 // into memory and closes it. o are the engine's load options for the user
 // towers.
 func Load(dbdir, version string, o engine.Options) (*Catalog, error) {
+	return load(dbdir, version, o, Part{})
+}
+
+// Part selects what of a version a process holds in sharded serving
+// (docs/SCALING.md). The zero value is everything.
+type Part struct {
+	// Towers keeps only the user towers and the item table (a root): no
+	// ads and no indexes.
+	Towers bool
+	// Shards > 1 keeps only the ads that package shard places on Shard,
+	// with each route's index of those ads: the version's per-shard index
+	// when it holds this split (Manifest.Shards), else one built at load.
+	Shards, Shard int
+	// Threads builds a missing shard index (default: all cores).
+	Threads int
+}
+
+// LoadPart is Load keeping only part p.
+func LoadPart(dbdir, version string, o engine.Options, p Part) (*Catalog, error) {
+	if p.Shards < 0 || p.Shard < 0 || (p.Shards > 0 && p.Shard >= p.Shards) {
+		return nil, fmt.Errorf("catalog: shard %d of %d", p.Shard, p.Shards)
+	}
+	if p.Towers && p.Shards > 1 {
+		return nil, fmt.Errorf("catalog: a part is either the towers or a shard")
+	}
+	return load(dbdir, version, o, p)
+}
+
+func load(dbdir, version string, o engine.Options, part Part) (*Catalog, error) {
 	s, err := snapshot.Open(dbdir, version)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	m := s.Manifest
+	var place *shard.Map
+	if part.Shards > 1 {
+		sm, err := shard.NewMap(part.Shards)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		place = &sm
+	}
+	stored := place != nil && slices.Contains(m.Shards, part.Shards)
 	c := &Catalog{Version: version, Manifest: m, Tasks: m.Tasks, OutDim: m.OutDim, adRow: map[int64]int32{}, itemRow: map[int64]int32{}}
 	if len(m.Routes) == 0 {
 		return nil, fmt.Errorf("catalog: %s: the manifest lists no route", s.Dir)
@@ -114,30 +156,52 @@ func Load(dbdir, version string, o engine.Options) (*Catalog, error) {
 		if r.User.OutDim != m.OutDim || !slices.Equal(r.User.Tasks, m.Tasks) {
 			return nil, fmt.Errorf("catalog: %s: route %s: the user tower has d=%d tasks %v, the snapshot d=%d tasks %v", s.Dir, name, r.User.OutDim, r.User.Tasks, m.OutDim, m.Tasks)
 		}
-		if blob, err = s.Blob("route/" + name + "/index"); err != nil {
-			return nil, err
-		}
-		if r.Graph, err = index.Unmarshal(blob); err != nil {
-			return nil, fmt.Errorf("catalog: %s: route %s: index: %w", s.Dir, name, err)
-		}
-		if r.Graph.Dim() != m.OutDim {
-			return nil, fmt.Errorf("catalog: %s: route %s: index of dimension %d, the snapshot's vectors have %d", s.Dir, name, r.Graph.Dim(), m.OutDim)
-		}
-		ids, err := s.Blob("route/" + name + "/ids")
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) != 8*r.Graph.Len() {
-			return nil, fmt.Errorf("catalog: %s: route %s: %d id bytes for %d index nodes", s.Dir, name, len(ids), r.Graph.Len())
-		}
-		r.Ads = make([]int32, r.Graph.Len()) // resolved once the ad table is read
-		idBlobs = append(idBlobs, ids)
 		r.L1Version = routeVersion(m, name)
 		r.Task = indexTask(m, name)
 		c.Routes = append(c.Routes, r)
 		if c.Cfg == nil {
 			c.Cfg = r.User.Cfg
 		}
+		if part.Towers {
+			continue
+		}
+		indexName, idsName := snapshot.RouteBlob(name, "index"), snapshot.RouteBlob(name, "ids")
+		if stored {
+			indexName, idsName = snapshot.ShardBlob(name, part.Shards, part.Shard, "index"), snapshot.ShardBlob(name, part.Shards, part.Shard, "ids")
+		}
+		ids, err := s.Blob(idsName)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids)%8 != 0 {
+			return nil, fmt.Errorf("catalog: %s: %s: %d bytes, not whole ad ids", s.Dir, idsName, len(ids))
+		}
+		if place != nil && !stored {
+			// No stored split: keep the shard's nodes in the whole index's
+			// order and build their graph once the vectors are read.
+			var keep []byte
+			for j := 0; j < len(ids); j += 8 {
+				if place.Shard(int64(binary.LittleEndian.Uint64(ids[j:]))) == part.Shard {
+					keep = append(keep, ids[j:j+8]...)
+				}
+			}
+			ids = keep
+		} else {
+			if blob, err = s.Blob(indexName); err != nil {
+				return nil, err
+			}
+			if r.Graph, err = index.Unmarshal(blob); err != nil {
+				return nil, fmt.Errorf("catalog: %s: %s: %w", s.Dir, indexName, err)
+			}
+			if r.Graph.Dim() != m.OutDim {
+				return nil, fmt.Errorf("catalog: %s: %s: dimension %d, the snapshot's vectors have %d", s.Dir, indexName, r.Graph.Dim(), m.OutDim)
+			}
+			if len(ids) != 8*r.Graph.Len() {
+				return nil, fmt.Errorf("catalog: %s: %s: %d id bytes for %d index nodes", s.Dir, idsName, len(ids), r.Graph.Len())
+			}
+		}
+		r.Ads = make([]int32, len(ids)/8) // resolved once the ad table is read
+		idBlobs = append(idBlobs, ids)
 	}
 	if c.Schema, err = query.NewSchema(c.Cfg); err != nil {
 		return nil, fmt.Errorf("catalog: %s: %w", s.Dir, err)
@@ -148,40 +212,24 @@ func Load(dbdir, version string, o engine.Options) (*Catalog, error) {
 			return fmt.Errorf("catalog: %s: item %d has %d content values, the schema %d", s.Dir, id, len(content), cw)
 		}
 		c.itemRow[id] = int32(len(c.ItemEmb) / cw)
+		c.ItemIDs = append(c.ItemIDs, id)
 		c.ItemEmb = append(c.ItemEmb, content...)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	nac, nad := len(c.Schema.Feat.AdCat), len(c.Schema.Feat.AdDense)
-	nv := len(m.Routes) * len(m.Tasks) * m.OutDim
+	if part.Towers {
+		return c, nil
+	}
 	err = s.Ads(func(a *snapshot.Ad) error {
-		if len(a.Cats) != nac || len(a.Dense) != nad || len(a.Vectors) != nv {
-			return fmt.Errorf("catalog: %s: ad %d has %d categorical, %d dense and %d vector values, the schema %d, %d and %d",
-				s.Dir, a.ID, len(a.Cats), len(a.Dense), len(a.Vectors), nac, nad, nv)
+		if place != nil && place.Shard(a.ID) != part.Shard {
+			return nil
 		}
-		it, ok := c.itemRow[a.ItemID]
-		if !ok {
-			return fmt.Errorf("catalog: %s: ad %d: item %d is not in the item table", s.Dir, a.ID, a.ItemID)
-		}
-		if int(a.Product) >= len(c.Cfg.Products) {
-			return fmt.Errorf("catalog: %s: ad %d: product %d of %d", s.Dir, a.ID, a.Product, len(c.Cfg.Products))
-		}
-		c.adRow[a.ID] = int32(len(c.AdIDs))
-		c.AdIDs = append(c.AdIDs, a.ID)
-		c.AdItem = append(c.AdItem, it)
-		c.AdCats = append(c.AdCats, a.Cats...)
-		c.AdDense = append(c.AdDense, a.Dense...)
-		c.Bid = append(c.Bid, a.Bid)
-		c.Product = append(c.Product, a.Product)
-		c.Eligible = append(c.Eligible, a.Eligible)
-		c.Active = append(c.Active, a.Active)
-		c.Vectors = append(c.Vectors, a.Vectors...)
-		return nil
+		return c.addAd(a)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("catalog: %s: %w", s.Dir, err)
 	}
 	for ri, r := range c.Routes {
 		for j := range r.Ads {
@@ -192,8 +240,91 @@ func Load(dbdir, version string, o engine.Options) (*Catalog, error) {
 			}
 			r.Ads[j] = row
 		}
+		if r.Graph == nil {
+			if err := c.buildIndex(r, part.Threads); err != nil {
+				return nil, fmt.Errorf("catalog: %s: route %s shard %d of %d: %w", s.Dir, r.Name, part.Shard, part.Shards, err)
+			}
+		}
 	}
 	return c, nil
+}
+
+// buildIndex builds route r's graph over its ads' index-task vectors, as
+// the refresh job builds a whole route's (inner product, default
+// parameters, seed 1).
+func (c *Catalog) buildIndex(r *Route, threads int) error {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	od := c.OutDim
+	vecs := make([]float32, 0, len(r.Ads)*od)
+	for _, a := range r.Ads {
+		vecs = append(vecs, c.Vector(a, r.Pos, r.Task)...)
+	}
+	g, err := index.Build(vecs, od, index.Config{Metric: index.InnerProduct, Seed: 1}, threads)
+	if err != nil {
+		return err
+	}
+	r.Graph = g
+	return nil
+}
+
+// addAd appends ad a's row after checking it against the schema.
+func (c *Catalog) addAd(a *snapshot.Ad) error {
+	nac, nad := len(c.Schema.Feat.AdCat), len(c.Schema.Feat.AdDense)
+	nv := len(c.Manifest.Routes) * len(c.Tasks) * c.OutDim
+	if len(a.Cats) != nac || len(a.Dense) != nad || len(a.Vectors) != nv {
+		return fmt.Errorf("ad %d has %d categorical, %d dense and %d vector values, the schema %d, %d and %d",
+			a.ID, len(a.Cats), len(a.Dense), len(a.Vectors), nac, nad, nv)
+	}
+	if _, dup := c.adRow[a.ID]; dup {
+		return fmt.Errorf("ad %d appears twice", a.ID)
+	}
+	it, ok := c.itemRow[a.ItemID]
+	if !ok {
+		return fmt.Errorf("ad %d: item %d is not in the item table", a.ID, a.ItemID)
+	}
+	if int(a.Product) >= len(c.Cfg.Products) {
+		return fmt.Errorf("ad %d: product %d of %d", a.ID, a.Product, len(c.Cfg.Products))
+	}
+	for i, v := range a.Dense {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("ad %d: dense feature %d is %v", a.ID, i, v)
+		}
+	}
+	if math.IsNaN(float64(a.Bid)) || math.IsInf(float64(a.Bid), 0) {
+		return fmt.Errorf("ad %d: bid is %v", a.ID, a.Bid)
+	}
+	c.adRow[a.ID] = int32(len(c.AdIDs))
+	c.AdIDs = append(c.AdIDs, a.ID)
+	c.AdItem = append(c.AdItem, it)
+	c.AdCats = append(c.AdCats, a.Cats...)
+	c.AdDense = append(c.AdDense, a.Dense...)
+	c.Bid = append(c.Bid, a.Bid)
+	c.Product = append(c.Product, a.Product)
+	c.Eligible = append(c.Eligible, a.Eligible)
+	c.Active = append(c.Active, a.Active)
+	c.Vectors = append(c.Vectors, a.Vectors...)
+	return nil
+}
+
+// WithAds returns a catalog of c's version with c's towers, schema and
+// items and only the given ads, without indexes: what a root ranks the
+// candidates it fetched from their shards with.
+func (c *Catalog) WithAds(ads []*snapshot.Ad) (*Catalog, error) {
+	n := &Catalog{Version: c.Version, Manifest: c.Manifest, Cfg: c.Cfg, Schema: c.Schema, Tasks: c.Tasks, OutDim: c.OutDim,
+		adRow: make(map[int64]int32, len(ads)), itemRow: c.itemRow, ItemIDs: c.ItemIDs, ItemEmb: c.ItemEmb}
+	for _, r := range c.Routes {
+		rr := *r
+		rr.Graph, rr.Ads, rr.Exact = nil, nil, nil
+		n.Routes = append(n.Routes, &rr)
+	}
+	for _, a := range ads {
+		if err := n.addAd(a); err != nil {
+			return nil, fmt.Errorf("catalog: %s: %w", c.Version, err)
+		}
+	}
+	return n, nil
 }
 
 // routeVersion is the L1 version the refresh job recorded for route (its

@@ -107,78 +107,23 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	if o.K <= 0 {
 		return nil, fmt.Errorf("retrieve: k = %d", o.K)
 	}
-	kp := o.KPrime
-	if kp <= 0 {
-		kp = max(4*o.K, 200)
-	}
-	kp = max(kp, o.K)
-	ef := max(o.Ef, kp)
+	kp, ef := o.Limits()
 	sc := pool.Get().(*Scratch)
 	defer pool.Put(sc)
-	cfg := c.Cfg
-	surface := cfg.Surfaces[u.Surface].Name
-	products := o.Products
-	if products == nil {
-		products = make([]int, len(cfg.Products))
-		for i := range products {
-			products[i] = i
-		}
-	}
-	// Routes serving (surface, product) for each admitted product.
-	perRoute := map[int][]bool{}
-	for _, p := range products {
-		name := snapshot.RouteFor(c.Manifest.Routing, surface, cfg.Products[p])
-		if name == "" && len(c.Manifest.Routing) == 0 && len(c.Routes) == 1 {
-			name = c.Routes[0].Name // a snapshot written before routing maps were stored
-		}
-		r := slices.IndexFunc(c.Routes, func(r *catalog.Route) bool { return r.Name == name })
-		if r < 0 {
-			continue
-		}
-		if perRoute[r] == nil {
-			perRoute[r] = make([]bool, len(cfg.Products))
-		}
-		perRoute[r][p] = true
-	}
-	nt := len(c.Tasks)
+	routes, admits := Routes(c, u.Surface, o.Products)
+	nt, od := len(c.Tasks), c.OutDim
 	click := slices.Index(c.Tasks, "click")
 	sc.hits = sc.hits[:0]
-	bit := uint8(1) << u.Surface
-	od := c.OutDim
 	sc.u = slices.Grow(sc.u[:0], len(c.Routes)*nt*od)[:len(c.Routes)*nt*od]
-	var z [1]float32
-	for _, ri := range slices.Sorted(func(yield func(int) bool) {
-		for r := range perRoute {
-			if !yield(r) {
-				return
-			}
-		}
-	}) {
+	for i, ri := range routes {
 		r := c.Routes[ri]
-		admit := perRoute[ri]
 		t0 := time.Now()
-		query.ResetUsers(&sc.b)
-		c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
 		uv := sc.u[ri*nt*od : (ri+1)*nt*od]
-		if err := r.Runner().Run(sc.w, &sc.b, uv); err != nil {
-			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
-		}
-		q := uv[r.Task*od : (r.Task+1)*od]
-		filter := func(id int32) bool {
-			a := r.Ads[id]
-			return c.Active[a] && c.Eligible[a]&bit != 0 && admit[c.Product[a]] && c.Bid[a] >= o.MinBid
+		if err := UserVectors(c, ri, u, sc, uv); err != nil {
+			return nil, err
 		}
 		t1 := time.Now()
-		var res []index.Result
-		var err error
-		switch o.Mode {
-		case Exact:
-			res, err = r.Graph.SearchExact(q, kp, filter, sc.s)
-		case GPUExact:
-			res, err = searchDevice(r, q, kp, bit, admit, o.MinBid)
-		default:
-			res, err = r.Graph.SearchWith(q, index.SearchOptions{K: kp, Ef: ef, Filter: filter}, sc.s)
-		}
+		res, err := search(c, r, uv[r.Task*od:(r.Task+1)*od], kp, ef, u.Surface, admits[i], o, sc)
 		if err != nil {
 			return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
 		}
@@ -187,12 +132,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 		// winners below.
 		for _, h := range res {
 			a := r.Ads[h.ID]
-			util := 0.0
-			if click >= 0 && r.User.HasTask(click) {
-				kernel.Dots(z[:], uv[click*od:(click+1)*od], c.Vector(a, r.Pos, click), od)
-				util = float64(c.Bid[a]) * float64(sigmoid(z[0]+r.User.Beta(click)))
-			}
-			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Utility: util})
+			sc.hits = append(sc.hits, Hit{Row: a, Route: ri, Utility: utility(c, r, uv, a, click)})
 		}
 		if tm := o.Timings; tm != nil {
 			tm.UserTower += t1.Sub(t0)
@@ -210,7 +150,7 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	// An ad two routes returned keeps its best entry.
 	out := make([]Hit, 0, o.K)
 	var seen map[int32]bool
-	if len(perRoute) > 1 {
+	if len(routes) > 1 {
 		seen = map[int32]bool{}
 	}
 	for _, h := range sc.hits {
@@ -229,19 +169,156 @@ func Retrieve(c *catalog.Catalog, u *query.User, o Options) ([]Hit, error) {
 	for i := range out {
 		h := &out[i]
 		r := c.Routes[h.Route]
-		uv := sc.u[h.Route*nt*od : (h.Route+1)*nt*od]
 		h.Scores = scores[i*nt : (i+1)*nt : (i+1)*nt]
-		for t := range nt {
-			if r.User.HasTask(t) {
-				kernel.Dots(z[:], uv[t*od:(t+1)*od], c.Vector(h.Row, r.Pos, t), od)
-				h.Scores[t] = sigmoid(z[0] + r.User.Beta(t))
-			}
-		}
+		taskScores(c, r, sc.u[h.Route*nt*od:(h.Route+1)*nt*od], h.Row, h.Scores)
 	}
 	if tm := o.Timings; tm != nil {
 		tm.Score += time.Since(t3)
 	}
 	return out, nil
+}
+
+// Limits returns K′ (the index results rescored per route: o.KPrime, by
+// default max(4k, 200), at least k) and the HNSW beam width.
+func (o Options) Limits() (kp, ef int) {
+	kp = o.KPrime
+	if kp <= 0 {
+		kp = max(4*o.K, 200)
+	}
+	kp = max(kp, o.K)
+	return kp, max(o.Ef, kp)
+}
+
+// Routes returns the routes (indexes into c.Routes, ascending) that the
+// routing map gives the surface's admitted products (nil: all), and per
+// route which products it admits.
+func Routes(c *catalog.Catalog, surface int, products []int) ([]int, [][]bool) {
+	cfg := c.Cfg
+	if products == nil {
+		products = make([]int, len(cfg.Products))
+		for i := range products {
+			products[i] = i
+		}
+	}
+	sname := cfg.Surfaces[surface].Name
+	perRoute := map[int][]bool{}
+	for _, p := range products {
+		name := snapshot.RouteFor(c.Manifest.Routing, sname, cfg.Products[p])
+		if name == "" && len(c.Manifest.Routing) == 0 && len(c.Routes) == 1 {
+			name = c.Routes[0].Name // a snapshot written before routing maps were stored
+		}
+		r := slices.IndexFunc(c.Routes, func(r *catalog.Route) bool { return r.Name == name })
+		if r < 0 {
+			continue
+		}
+		if perRoute[r] == nil {
+			perRoute[r] = make([]bool, len(cfg.Products))
+		}
+		perRoute[r][p] = true
+	}
+	routes := slices.Sorted(func(yield func(int) bool) {
+		for r := range perRoute {
+			if !yield(r) {
+				return
+			}
+		}
+	})
+	admits := make([][]bool, len(routes))
+	for i, r := range routes {
+		admits[i] = perRoute[r]
+	}
+	return routes, admits
+}
+
+// UserVectors runs route ri's user tower for u into uv (tasks × OutDim).
+func UserVectors(c *catalog.Catalog, ri int, u *query.User, sc *Scratch, uv []float32) error {
+	if sc == nil {
+		sc = pool.Get().(*Scratch)
+		defer pool.Put(sc)
+	}
+	r := c.Routes[ri]
+	query.ResetUsers(&sc.b)
+	c.Schema.FillUser(&sc.b, u, c, r.User.UserDenseDefaults())
+	if err := r.Runner().Run(sc.w, &sc.b, uv); err != nil {
+		return fmt.Errorf("retrieve: route %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+// Candidate is one ad of a route's search with everything the final
+// merge needs: its inner product with the route's query, its utility and
+// its per-task scores.
+type Candidate struct {
+	Row     int32
+	Score   float32
+	Utility float64
+	Scores  []float32
+}
+
+// SearchRoute returns route ri's top kp admitted ads by inner product
+// with uv's index-task vector (best first), scored as Retrieve scores its
+// hits: the shard side of sharded retrieval.
+func SearchRoute(c *catalog.Catalog, ri int, uv []float32, surface int, admit []bool, o Options) ([]Candidate, error) {
+	sc := pool.Get().(*Scratch)
+	defer pool.Put(sc)
+	r := c.Routes[ri]
+	nt, od := len(c.Tasks), c.OutDim
+	if len(uv) != nt*od {
+		return nil, fmt.Errorf("retrieve: route %s: %d user values, want %d tasks × %d", r.Name, len(uv), nt, od)
+	}
+	kp, ef := o.Limits()
+	res, err := search(c, r, uv[r.Task*od:(r.Task+1)*od], kp, ef, surface, admit, o, sc)
+	if err != nil {
+		return nil, fmt.Errorf("retrieve: route %s: %w", r.Name, err)
+	}
+	click := slices.Index(c.Tasks, "click")
+	out := make([]Candidate, len(res))
+	scores := make([]float32, len(res)*nt)
+	for i, h := range res {
+		a := r.Ads[h.ID]
+		out[i] = Candidate{Row: a, Score: h.Score, Utility: utility(c, r, uv, a, click), Scores: scores[i*nt : (i+1)*nt : (i+1)*nt]}
+		taskScores(c, r, uv, a, out[i].Scores)
+	}
+	return out, nil
+}
+
+// search runs the route's index (or scan) for q under the request's filter.
+func search(c *catalog.Catalog, r *catalog.Route, q []float32, kp, ef, surface int, admit []bool, o Options, sc *Scratch) ([]index.Result, error) {
+	bit := uint8(1) << surface
+	filter := func(id int32) bool {
+		a := r.Ads[id]
+		return c.Active[a] && c.Eligible[a]&bit != 0 && admit[c.Product[a]] && c.Bid[a] >= o.MinBid
+	}
+	switch o.Mode {
+	case Exact:
+		return r.Graph.SearchExact(q, kp, filter, sc.s)
+	case GPUExact:
+		return searchDevice(r, q, kp, bit, admit, o.MinBid)
+	}
+	return r.Graph.SearchWith(q, index.SearchOptions{K: kp, Ef: ef, Filter: filter}, sc.s)
+}
+
+// utility is bid × pCTR of ad row a for the route's user vectors uv.
+func utility(c *catalog.Catalog, r *catalog.Route, uv []float32, a int32, click int) float64 {
+	if click < 0 || !r.User.HasTask(click) {
+		return 0
+	}
+	od := c.OutDim
+	var z [1]float32
+	kernel.Dots(z[:], uv[click*od:(click+1)*od], c.Vector(a, r.Pos, click), od)
+	return float64(c.Bid[a]) * float64(sigmoid(z[0]+r.User.Beta(click)))
+}
+
+// taskScores writes σ(⟨u_t, a_t⟩ + β_t) of ad row a per task into dst.
+func taskScores(c *catalog.Catalog, r *catalog.Route, uv []float32, a int32, dst []float32) {
+	od := c.OutDim
+	var z [1]float32
+	for t := range dst {
+		if r.User.HasTask(t) {
+			kernel.Dots(z[:], uv[t*od:(t+1)*od], c.Vector(a, r.Pos, t), od)
+			dst[t] = sigmoid(z[0] + r.User.Beta(t))
+		}
+	}
 }
 
 // searchDevice runs the route's exact index on the device with the same

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -16,7 +17,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -50,22 +50,11 @@ type Listen struct {
 // GRPCServer returns a grpc.Server with s, health and reflection
 // registered, and the auth interceptor when l.Token is set.
 func (s *Server) GRPCServer(l Listen) (*grpc.Server, error) {
-	if l.MaxRecvBytes <= 0 {
-		l.MaxRecvBytes = 4 << 20
+	opts, err := serverOptions(l)
+	if err != nil {
+		return nil, err
 	}
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(l.MaxRecvBytes),
-		grpc.InTapHandle(s.tap),
-		// Clients re-resolve and rebalance now and then.
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 10 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}),
-	}
-	if l.CertFile != "" || l.KeyFile != "" {
-		creds, err := credentials.NewServerTLSFromFile(l.CertFile, l.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("serve: TLS: %w", err)
-		}
-		opts = append(opts, grpc.Creds(creds))
-	}
+	opts = append(opts, grpc.InTapHandle(s.tap))
 	if l.Token != "" {
 		opts = append(opts, grpc.UnaryInterceptor(bearer(l.Token)))
 	}
@@ -74,6 +63,14 @@ func (s *Server) GRPCServer(l Listen) (*grpc.Server, error) {
 	healthpb.RegisterHealthServer(g, s.Health)
 	reflection.Register(g)
 	return g, nil
+}
+
+func tlsCreds(l Listen) (credentials.TransportCredentials, error) {
+	creds, err := credentials.NewServerTLSFromFile(l.CertFile, l.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve: TLS: %w", err)
+	}
+	return creds, nil
 }
 
 // tap refuses a Retrieve or Rank on the transport's goroutine, before a
@@ -118,12 +115,22 @@ func bearer(token string) grpc.UnaryServerInterceptor {
 // Run serves s until ctx ends, then drains: health turns NOT_SERVING,
 // in-flight calls get l.Drain to finish, and the server stops.
 func (s *Server) Run(ctx context.Context, l Listen) error {
-	if l.Drain <= 0 {
-		l.Drain = 10 * time.Second
-	}
 	g, err := s.GRPCServer(l)
 	if err != nil {
 		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.Watch(wctx)
+	return runGRPC(ctx, l, g, s.log, s.MetricsHandler(), s.Shutdown, s.Close)
+}
+
+// runGRPC serves g on l.Addr (and metrics, when given, on l.MetricsAddr)
+// until ctx ends, then drains: shutdown (health NOT_SERVING), in-flight
+// calls get l.Drain to finish, the server stops, and closeFn runs.
+func runGRPC(ctx context.Context, l Listen, g *grpc.Server, log *slog.Logger, metrics http.Handler, shutdown, closeFn func()) error {
+	if l.Drain <= 0 {
+		l.Drain = 10 * time.Second
 	}
 	lis, err := net.Listen("tcp", l.Addr)
 	if err != nil {
@@ -131,22 +138,19 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	}
 	var hs *http.Server
 	metricsAddr := ""
-	if l.MetricsAddr != "" {
+	if l.MetricsAddr != "" && metrics != nil {
 		ml, err := net.Listen("tcp", l.MetricsAddr)
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("serve: listen on %s: %w", l.MetricsAddr, err)
 		}
 		metricsAddr = ml.Addr().String()
-		hs = &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		hs = &http.Server{Handler: metrics, ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ml)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.Watch(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
-	s.log.Info("listening", "grpc", lis.Addr().String(), "metrics", metricsAddr)
+	log.Info("listening", "grpc", lis.Addr().String(), "metrics", metricsAddr)
 	if l.Ready != nil {
 		l.Ready(lis.Addr().String(), metricsAddr)
 	}
@@ -155,12 +159,12 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 		if hs != nil {
 			hs.Close()
 		}
-		s.Close()
+		closeFn()
 		return err
 	case <-ctx.Done():
 	}
-	s.Shutdown()
-	s.log.Info("draining", "for", l.Drain.String())
+	shutdown()
+	log.Info("draining", "for", l.Drain.String())
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {
@@ -171,7 +175,7 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	if hs != nil {
 		hs.Close()
 	}
-	s.Close()
+	closeFn()
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}

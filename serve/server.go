@@ -50,6 +50,10 @@ type Options struct {
 	Device *gpu.Device
 	// Log receives one line per reload and per failure (default: discard).
 	Log *slog.Logger
+	// Cluster, when set, makes this a root (serve --role=root): it holds
+	// the user towers and L2, and Retrieve and Rank fan out to the shards
+	// for the ads (docs/SCALING.md).
+	Cluster *Cluster
 }
 
 // Server implements tandem.v1.Tandem.
@@ -83,6 +87,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Cluster != nil && o.Retrieval == retrieve.GPUExact {
+		return nil, errors.New("serve: a root searches its shards: --retrieval gpu-exact is for --role=all")
 	}
 	if o.Retrieval == retrieve.GPUExact && o.Device == nil {
 		return nil, errors.New("serve: --retrieval gpu-exact needs a GPU (--device gpu, or auto on a host with one)")
@@ -125,7 +132,7 @@ func (s *Server) currentNames() (snap, model string, err error) {
 
 // backend is where LoadSet puts the device parts.
 func (s *Server) backend() Backend {
-	return Backend{Device: s.o.Device, Exact: s.o.Retrieval == retrieve.GPUExact}
+	return Backend{Device: s.o.Device, Exact: s.o.Retrieval == retrieve.GPUExact, Towers: s.o.Cluster != nil}
 }
 
 // Live returns the Set being served.
@@ -381,20 +388,34 @@ func (s *Server) Retrieve(ctx context.Context, req *tandemv1.RetrieveRequest) (r
 		return nil, err
 	}
 	tm.add("decode", time.Since(t0))
-	hits, err := retrieve.Retrieve(set.Cat, u, o)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+	resp = &tandemv1.RetrieveResponse{Tasks: set.Cat.Tasks, Coverage: 1, SnapshotVersion: set.Snapshot(), DefaultedFeatures: u.Defaulted}
+	if cl := s.o.Cluster; cl != nil {
+		hits, st, err := cl.retrieve(ctx, set.Cat, u, o)
+		if err != nil {
+			return nil, err
+		}
+		tm.add("user_tower", st.userTower)
+		tm.add("shards", st.search)
+		resp.Coverage = st.coverage
+		resp.Ads = make([]*tandemv1.RetrievedAd, len(hits))
+		for i, h := range hits {
+			resp.Ads[i] = &tandemv1.RetrievedAd{AdId: h.id, Route: set.Cat.Routes[h.route].Name, Scores: h.scores, Utility: h.utility}
+		}
+	} else {
+		hits, err := retrieve.Retrieve(set.Cat, u, o)
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		tm.add("user_tower", o.Timings.UserTower)
+		tm.add("search", o.Timings.Search)
+		tm.add("score", o.Timings.Score)
+		resp.Ads = make([]*tandemv1.RetrievedAd, len(hits))
+		for i, h := range hits {
+			resp.Ads[i] = &tandemv1.RetrievedAd{AdId: set.Cat.AdIDs[h.Row], Route: set.Cat.Routes[h.Route].Name, Scores: h.Scores, Utility: h.Utility}
+		}
 	}
-	tm.add("user_tower", o.Timings.UserTower)
-	tm.add("search", o.Timings.Search)
-	tm.add("score", o.Timings.Score)
 	if err := deadline(ctx); err != nil {
 		return nil, err
-	}
-	resp = &tandemv1.RetrieveResponse{Tasks: set.Cat.Tasks, Coverage: 1, SnapshotVersion: set.Snapshot(), DefaultedFeatures: u.Defaulted}
-	resp.Ads = make([]*tandemv1.RetrievedAd, len(hits))
-	for i, h := range hits {
-		resp.Ads[i] = &tandemv1.RetrievedAd{AdId: set.Cat.AdIDs[h.Row], Route: set.Cat.Routes[h.Route].Name, Scores: h.Scores, Utility: h.Utility}
 	}
 	resp.Timings = tm.out
 	return resp, nil
@@ -430,8 +451,21 @@ func (s *Server) Rank(ctx context.Context, req *tandemv1.RankRequest) (resp *tan
 		return nil, err
 	}
 	tm.add("decode", time.Since(t0))
+	cat, coverage := set.Cat, 1.0
+	if cl := s.o.Cluster; cl != nil {
+		t1 := time.Now()
+		ads, cov, err := cl.fetchAds(ctx, set.Cat, ids)
+		if err != nil {
+			return nil, err
+		}
+		if cat, err = set.Cat.WithAds(ads); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		coverage = cov
+		tm.add("shards", time.Since(t1))
+	}
 	pool := s.splitPool(len(ids))
-	res, err := set.Models.Rank(set.Cat, u, ids, pool)
+	res, err := set.Models.Rank(cat, u, ids, pool)
 	if pool != nil {
 		s.pools <- pool
 	}
@@ -454,14 +488,14 @@ func (s *Server) Rank(ctx context.Context, req *tandemv1.RankRequest) (resp *tan
 	if err := deadline(ctx); err != nil {
 		return nil, err
 	}
-	resp = &tandemv1.RankResponse{Coverage: 1, ModelVersion: set.Model(), SnapshotVersion: set.Snapshot(),
+	resp = &tandemv1.RankResponse{Coverage: coverage, ModelVersion: set.Model(), SnapshotVersion: set.Snapshot(),
 		UnknownAdIds: res.Unknown, DefaultedFeatures: u.Defaulted}
 	for _, t := range res.Tasks {
 		resp.Tasks = append(resp.Tasks, cfg.Tasks[t])
 	}
 	resp.Ads = make([]*tandemv1.RankedAd, len(res.Ads))
 	for i, a := range res.Ads {
-		resp.Ads[i] = &tandemv1.RankedAd{AdId: set.Cat.AdIDs[a.Row], Probabilities: a.Probs, Utility: a.Utility}
+		resp.Ads[i] = &tandemv1.RankedAd{AdId: cat.AdIDs[a.Row], Probabilities: a.Probs, Utility: a.Utility}
 	}
 	resp.Timings = tm.out
 	return resp, nil

@@ -43,6 +43,9 @@ func (s *Set) Model() string    { return s.Models.Version }
 type Backend struct {
 	Device *gpu.Device
 	Exact  bool
+	// Towers loads only the user towers and the item table (a root of
+	// sharded serving: the ads and indexes live on the shards).
+	Towers bool
 }
 
 // exactKMax bounds K' of gpu-exact retrieval.
@@ -55,7 +58,7 @@ func LoadSet(dbdir, snap, modelDir, model string, o engine.Options, be Backend) 
 	dev := be.Device
 	co := o
 	co.KeepWeights = dev != nil
-	cat, err := catalog.Load(dbdir, snap, co)
+	cat, err := catalog.LoadPart(dbdir, snap, co, catalog.Part{Towers: be.Towers})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +98,11 @@ func LoadSet(dbdir, snap, modelDir, model string, o engine.Options, be Backend) 
 	if be.Exact {
 		mode = retrieve.GPUExact
 	}
-	if err := s.warm(mode); err != nil {
+	warm := s.warm
+	if be.Towers {
+		warm = s.warmTowers
+	}
+	if err := warm(mode); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("serve: warm-up of snapshot %s with model %s: %w", cat.Version, models.Version, err)
 	}
@@ -126,6 +133,26 @@ func (s *Set) warm(mode retrieve.Mode) error {
 		}
 		if _, err := s.Models.Rank(s.Cat, u, ids, nil); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// warmTowers runs every route's user tower once per surface (a root's
+// Set has no ads to retrieve or rank).
+func (s *Set) warmTowers(retrieve.Mode) error {
+	nt, od := len(s.Cat.Tasks), s.Cat.OutDim
+	uv := make([]float32, nt*od)
+	for _, sf := range s.Cat.Cfg.Surfaces {
+		uc := &tandemv1.UserContext{Surface: sf.Name, ViewType: sf.ViewTypes[0].Name}
+		u, err := s.Cat.Schema.Decode(uc, time.Now().UnixMilli(), s.Cat)
+		if err != nil {
+			return err
+		}
+		for ri := range s.Cat.Routes {
+			if err := retrieve.UserVectors(s.Cat, ri, u, nil, uv); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
