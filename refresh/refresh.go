@@ -4,6 +4,11 @@
 // (package snapshot), checks its recall against exact search, and makes it
 // live. A run killed at any point leaves the live version serving; the
 // next run starts a new version and garbage-collects the leftovers.
+//
+// [Run] is the whole job in one process. [Embed], [Build] and [Publish]
+// are the same job as three tasks that hand artifacts to one another
+// through a store.Store, to run as Kubernetes Indexed Jobs
+// (docs/REFRESH_TASKS.md).
 package refresh
 
 import (
