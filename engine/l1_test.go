@@ -16,22 +16,7 @@ import (
 func TestL1MatchesGorgonia(t *testing.T) {
 	for _, arch := range []string{config.ArchMMoEDCN, config.ArchMLP} {
 		t.Run(arch, func(t *testing.T) {
-			d := loadData(t, smallConfig(arch))
-			pairs, err := train.RoutePairs(d.Cfg, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := train.NewL1(d.Cfg, d.Feat, "all", pairs["all"], 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			setStats(m.UBN, d.UserDense)
-			setStats(m.ABN, d.AdDense)
-			dir := t.TempDir()
-			up, ap := filepath.Join(dir, "user.safetensors"), filepath.Join(dir, "ad.safetensors")
-			if err := train.SaveL1(up, ap, m, nil); err != nil {
-				t.Fatal(err)
-			}
+			d, m, up, ap := exportL1(t, arch, 3)
 			eu, err := engine.LoadL1User(up, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -104,4 +89,26 @@ func TestL1MatchesGorgonia(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exportL1 builds an untrained L1 of arch over the tiny data (seed),
+// with its BN statistics set, and saves its two towers.
+func exportL1(t *testing.T, arch string, seed uint64) (d *batch.Data, m *train.L1, up, ap string) {
+	t.Helper()
+	d = loadData(t, smallConfig(arch))
+	pairs, err := train.RoutePairs(d.Cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = train.NewL1(d.Cfg, d.Feat, "all", pairs["all"], seed); err != nil {
+		t.Fatal(err)
+	}
+	setStats(m.UBN, d.UserDense)
+	setStats(m.ABN, d.AdDense)
+	dir := t.TempDir()
+	up, ap = filepath.Join(dir, "user.safetensors"), filepath.Join(dir, "ad.safetensors")
+	if err := train.SaveL1(up, ap, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return d, m, up, ap
 }

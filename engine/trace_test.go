@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	"github.com/tandemml/tandem/batch"
 	"github.com/tandemml/tandem/config"
 	"github.com/tandemml/tandem/engine"
-	"github.com/tandemml/tandem/train"
 )
 
 // TestL1TraceMatchesRun: a traced run writes exactly Run's outputs, its
@@ -19,22 +17,7 @@ import (
 func TestL1TraceMatchesRun(t *testing.T) {
 	for _, arch := range []string{config.ArchMMoEDCN, config.ArchMLP} {
 		t.Run(arch, func(t *testing.T) {
-			d := loadData(t, smallConfig(arch))
-			pairs, err := train.RoutePairs(d.Cfg, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := train.NewL1(d.Cfg, d.Feat, "all", pairs["all"], 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			setStats(m.UBN, d.UserDense)
-			setStats(m.ABN, d.AdDense)
-			dir := t.TempDir()
-			up, ap := filepath.Join(dir, "user.safetensors"), filepath.Join(dir, "ad.safetensors")
-			if err := train.SaveL1(up, ap, m, nil); err != nil {
-				t.Fatal(err)
-			}
+			d, _, up, _ := exportL1(t, arch, 5)
 			eu, err := engine.LoadL1User(up, engine.Options{})
 			if err != nil {
 				t.Fatal(err)
