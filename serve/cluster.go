@@ -292,3 +292,41 @@ func (cl *Cluster) fetchAds(ctx context.Context, c *catalog.Catalog, ids []int64
 	}
 	return ads, cov, nil
 }
+
+// ActiveVersion asks every shard (one replica each) which snapshot
+// version is active. It returns the version when all agree and "" when
+// they do not yet (a rollout is activating replica by replica). A root
+// follows it: the rollout stages a version on every replica before it
+// activates any, so once some replica reports V active, every replica
+// holds V and a root that pins V cannot hit one that lacks it.
+func (cl *Cluster) ActiveVersion(ctx context.Context) (string, error) {
+	got := make([]string, cl.Shards())
+	errs := make([]error, cl.Shards())
+	var wg sync.WaitGroup
+	for s := range cl.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, err := cl.clients[s].Info(ctx, &shardv1.InfoRequest{})
+			if err != nil {
+				errs[s] = fmt.Errorf("shard %d: %v", s, status.Convert(err).Message())
+				return
+			}
+			if int(in.GetShards()) != cl.Shards() || int(in.GetShard()) != s {
+				errs[s] = fmt.Errorf("shard target %d answers as shard %d of %d", s, in.GetShard(), in.GetShards())
+				return
+			}
+			got[s] = in.GetActive()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	for _, v := range got[1:] {
+		if v != got[0] {
+			return "", nil
+		}
+	}
+	return got[0], nil
+}

@@ -127,7 +127,31 @@ func (s *Server) currentNames() (snap, model string, err error) {
 	if model, err = modeldir.Current(s.o.ModelDir); err != nil {
 		return "", "", err
 	}
+	if s.o.Cluster != nil {
+		snap = s.shardVersion(snap)
+	}
 	return snap, model, nil
+}
+
+// shardVersion is the snapshot a root serves: the version every shard
+// reports active, not DBDIR/CURRENT, which publish flips before the
+// rollout has staged the version on the shards. While the shards
+// disagree (a rollout is activating) or cannot be asked, the root keeps
+// the version it serves, or starts on current.
+func (s *Server) shardVersion(current string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := s.o.Cluster.ActiveVersion(ctx)
+	if err != nil {
+		s.log.Warn("cannot ask the shards for their active snapshot", "err", err)
+	}
+	if v != "" {
+		return v
+	}
+	if live := s.Live(); live != nil {
+		return live.Snapshot()
+	}
+	return current
 }
 
 // backend is where LoadSet puts the device parts.

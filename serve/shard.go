@@ -61,6 +61,7 @@ type ShardServer struct {
 	sem    chan struct{}
 	Health *health.Server
 	log    *slog.Logger
+	served atomic.Int64 // Search calls answered
 }
 
 // shardState is the replica's versions; it is replaced, never changed.
@@ -162,6 +163,7 @@ func (s *ShardServer) Search(ctx context.Context, req *shardv1.SearchRequest) (*
 		return nil, err
 	}
 	defer release()
+	s.served.Add(1)
 	c, err := s.catalogFor(req.GetVersion())
 	if err != nil {
 		return nil, err
