@@ -44,15 +44,15 @@ func RefreshJobs(cfg Config, version string) ([]*batchv1.Job, error) {
 		return nil, err
 	}
 	store := StoreURL(cfg.Store, version)
-	common := []string{flag("data", DataPath), flag("model", ModelsPath), flag("store", store)}
+	common := []string{arg("data", DataPath), arg("model", ModelsPath), arg("store", store)}
 	embed := indexedJob(cfg, version, StepEmbed, cfg.Parts,
-		append([]string{"refresh", "embed", flag("parts", cfg.Parts)}, common...))
+		append([]string{"refresh", "embed", arg("parts", cfg.Parts)}, common...))
 	build := indexedJob(cfg, version, StepBuild, cfg.Shards,
-		append([]string{"refresh", "build", flag("shards", cfg.Shards)}, common...))
+		append([]string{"refresh", "build", arg("shards", cfg.Shards)}, common...))
 	publish := singleJob(cfg, version, StepPublish, append(append([]string{"refresh", "publish"}, common...),
-		flag("db", SnapshotsPath), flag("version", version)))
+		arg("db", SnapshotsPath), arg("version", version)))
 	rollout := singleJob(cfg, version, StepRollout, []string{"rollout",
-		flag("shard-targets", strings.Join(ShardTargets(cfg), ",")), flag("version", version)})
+		arg("shard-targets", strings.Join(ShardTargets(cfg), ",")), arg("version", version)})
 	return []*batchv1.Job{embed, build, publish, rollout}, nil
 }
 
@@ -81,7 +81,7 @@ func singleJob(cfg Config, version, step string, args []string) *batchv1.Job {
 }
 
 func job(cfg Config, version, step string, args []string) *batchv1.Job {
-	l := labels(ComponentRefresh, LabelVersion, version, LabelStep, step)
+	l := objLabels(ComponentRefresh, LabelVersion, version, LabelStep, step)
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta(cfg, JobName(step, version), l),

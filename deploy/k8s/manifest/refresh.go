@@ -29,7 +29,7 @@ func refreshObjects(cfg Config) ([]Object, error) {
 func refreshServiceAccount(cfg Config) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: meta(cfg, RefreshName, labels(ComponentRefresh)),
+		ObjectMeta: meta(cfg, RefreshName, objLabels(ComponentRefresh)),
 	}
 }
 
@@ -38,7 +38,7 @@ func refreshServiceAccount(cfg Config) *corev1.ServiceAccount {
 func refreshRole(cfg Config) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
-		ObjectMeta: meta(cfg, RefreshName, labels(ComponentRefresh)),
+		ObjectMeta: meta(cfg, RefreshName, objLabels(ComponentRefresh)),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
@@ -49,7 +49,7 @@ func refreshRole(cfg Config) *rbacv1.Role {
 func refreshRoleBinding(cfg Config) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-		ObjectMeta: meta(cfg, RefreshName, labels(ComponentRefresh)),
+		ObjectMeta: meta(cfg, RefreshName, objLabels(ComponentRefresh)),
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: RefreshName},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: RefreshName, Namespace: cfg.Namespace}},
 	}
@@ -64,7 +64,7 @@ func orchestratorConfigMap(cfg Config) (*corev1.ConfigMap, error) {
 	}
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: meta(cfg, RefreshName, labels(ComponentRefresh)),
+		ObjectMeta: meta(cfg, RefreshName, objLabels(ComponentRefresh)),
 		Data:       map[string]string{OrchestratorConfig: string(b)},
 	}, nil
 }
@@ -103,7 +103,7 @@ func OrchestratorDeadline(cfg Config) int64 { return int64(4*cfg.StepDeadlineSec
 func refreshCronJob(cfg Config) *batchv1.CronJob {
 	return &batchv1.CronJob{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
-		ObjectMeta: meta(cfg, RefreshName, labels(ComponentRefresh)),
+		ObjectMeta: meta(cfg, RefreshName, objLabels(ComponentRefresh)),
 		Spec: batchv1.CronJobSpec{
 			Schedule:                   cfg.Schedule,
 			TimeZone:                   ptr("Etc/UTC"),
@@ -112,12 +112,12 @@ func refreshCronJob(cfg Config) *batchv1.CronJob {
 			SuccessfulJobsHistoryLimit: ptr[int32](3),
 			FailedJobsHistoryLimit:     ptr[int32](3),
 			JobTemplate: batchv1.JobTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels(ComponentRefresh)},
+				ObjectMeta: metav1.ObjectMeta{Labels: objLabels(ComponentRefresh)},
 				Spec: batchv1.JobSpec{
 					BackoffLimit:          ptr[int32](2),
 					ActiveDeadlineSeconds: ptr(OrchestratorDeadline(cfg)),
 					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Labels: labels(ComponentRefresh)},
+						ObjectMeta: metav1.ObjectMeta{Labels: objLabels(ComponentRefresh)},
 						Spec:       orchestratorPod(cfg),
 					},
 				},
@@ -135,7 +135,7 @@ func orchestratorPod(cfg Config) corev1.PodSpec {
 			Name:    "orchestrate",
 			Image:   cfg.OrchestratorImage,
 			Command: []string{"tandem-k8s"},
-			Args:    []string{"orchestrate", flag("config", orchestratorCfgPath+"/"+OrchestratorConfig)},
+			Args:    []string{"orchestrate", arg("config", orchestratorCfgPath+"/"+OrchestratorConfig)},
 			Env: []corev1.EnvVar{{Name: JobNameEnv, ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['" + batchv1.JobNameLabel + "']"}}}},
 			Resources:       resources(Resources{CPU: "100m", Memory: "128Mi"}),

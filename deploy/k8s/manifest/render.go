@@ -93,12 +93,12 @@ func Render(cfg Config) ([]Object, error) {
 func namespace(cfg Config) *corev1.Namespace {
 	return &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: cfg.Namespace, Labels: labels(ComponentNamespace)},
+		ObjectMeta: metav1.ObjectMeta{Name: cfg.Namespace, Labels: objLabels(ComponentNamespace)},
 	}
 }
 
-// labels are the labels every object of a component carries.
-func labels(component string, extra ...string) map[string]string {
+// objLabels are the labels every object of a component carries.
+func objLabels(component string, extra ...string) map[string]string {
 	l := map[string]string{
 		LabelName:      "tandem",
 		LabelComponent: component,
@@ -174,11 +174,11 @@ func mount(name, path string, readOnly bool) corev1.VolumeMount {
 	return corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: readOnly}
 }
 
-// flag renders a --name=value argument.
-func flag(name string, v any) string { return fmt.Sprintf("--%s=%v", name, v) }
+// arg renders a --name=value argument.
+func arg(name string, v any) string { return fmt.Sprintf("--%s=%v", name, v) }
 
 // drain is the --drain argument.
-func drain(cfg Config) string { return flag("drain", strconv.Itoa(cfg.DrainSeconds)+"s") }
+func drain(cfg Config) string { return arg("drain", strconv.Itoa(cfg.DrainSeconds)+"s") }
 
 // gracePeriod leaves a terminating server its drain plus time to exit.
 func gracePeriod(cfg Config) *int64 { return ptr(int64(cfg.DrainSeconds + 20)) }

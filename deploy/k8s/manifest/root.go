@@ -16,7 +16,7 @@ import (
 func rootDeployment(cfg Config) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: meta(cfg, RootName, labels(ComponentRoot)),
+		ObjectMeta: meta(cfg, RootName, objLabels(ComponentRoot)),
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector(ComponentRoot)},
 			Strategy: appsv1.DeploymentStrategy{
@@ -28,7 +28,7 @@ func rootDeployment(cfg Config) *appsv1.Deployment {
 			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels(ComponentRoot),
+					Labels: objLabels(ComponentRoot),
 					Annotations: map[string]string{
 						"prometheus.io/scrape": "true",
 						"prometheus.io/port":   strconv.Itoa(cfg.MetricsPort),
@@ -57,13 +57,13 @@ func rootPod(cfg Config) corev1.PodSpec {
 
 // RootArgs are the root container's arguments.
 func RootArgs(cfg Config) []string {
-	args := []string{"serve", "--role=root", flag("model", ModelsPath), flag("db", SnapshotsPath),
-		flag("shard-targets", strings.Join(ShardTargets(cfg), ","))}
+	args := []string{"serve", "--role=root", arg("model", ModelsPath), arg("db", SnapshotsPath),
+		arg("shard-targets", strings.Join(ShardTargets(cfg), ","))}
 	if cfg.AllowPartial {
 		args = append(args, "--allow-partial")
 	}
-	return append(args, flag("addr", ":"+strconv.Itoa(cfg.RootPort)),
-		flag("metrics-addr", ":"+strconv.Itoa(cfg.MetricsPort)), drain(cfg))
+	return append(args, arg("addr", ":"+strconv.Itoa(cfg.RootPort)),
+		arg("metrics-addr", ":"+strconv.Itoa(cfg.MetricsPort)), drain(cfg))
 }
 
 // rootContainer serves tandem.v1.Tandem; readiness asks that service's
@@ -94,7 +94,7 @@ func rootContainer(cfg Config) corev1.Container {
 func rootService(cfg Config) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: meta(cfg, RootServiceName, labels(ComponentRoot)),
+		ObjectMeta: meta(cfg, RootServiceName, objLabels(ComponentRoot)),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selector(ComponentRoot),
@@ -110,7 +110,7 @@ func rootService(cfg Config) *corev1.Service {
 func rootHPA(cfg Config) *autoscalingv2.HorizontalPodAutoscaler {
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
-		ObjectMeta: meta(cfg, RootName, labels(ComponentRoot)),
+		ObjectMeta: meta(cfg, RootName, objLabels(ComponentRoot)),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: RootName},
 			MinReplicas:    ptr(int32(cfg.RootMinReplicas)),

@@ -11,7 +11,7 @@ import (
 )
 
 func shardLabels(s int) map[string]string {
-	return labels(ComponentShard, LabelShard, strconv.Itoa(s))
+	return objLabels(ComponentShard, LabelShard, strconv.Itoa(s))
 }
 
 func shardSelector(s int) map[string]string {
@@ -81,8 +81,8 @@ func shardContainer(cfg Config, s int) corev1.Container {
 		Name:    "shard",
 		Image:   cfg.Image,
 		Command: []string{"tandem"},
-		Args: []string{"serve", "--role=shard", flag("shard", s), flag("shards", cfg.Shards),
-			flag("db", SnapshotsPath), flag("addr", ":"+strconv.Itoa(cfg.ShardPort)), drain(cfg)},
+		Args: []string{"serve", "--role=shard", arg("shard", s), arg("shards", cfg.Shards),
+			arg("db", SnapshotsPath), arg("addr", ":"+strconv.Itoa(cfg.ShardPort)), drain(cfg)},
 		Ports:           []corev1.ContainerPort{{Name: "grpc", ContainerPort: int32(cfg.ShardPort)}},
 		ReadinessProbe:  grpcProbe(cfg.ShardPort, ShardHealthService, 5, 2),
 		LivenessProbe:   grpcProbe(cfg.ShardPort, ShardHealthService, period, stageFailures),
