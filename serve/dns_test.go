@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -149,30 +150,54 @@ func TestRootOverDNS(t *testing.T) {
 	}
 }
 
-// versionedDB copies the test snapshot directory and adds versions v2 and
-// v3 (CURRENT stays at v1, the replicas' starting version). Each new
-// version is refreshed in a copy of its own, since a refresh
-// garbage-collects all but the live and previous versions.
+// versionedDB is a copy of the test snapshot directory with versions v2
+// and v3 added (CURRENT stays at v1, the replicas' starting version),
+// made once and only read by the tests. Each new version is refreshed in
+// a copy of its own, since a refresh garbage-collects all but the live
+// and previous versions.
 func versionedDB(t *testing.T) string {
 	t.Helper()
-	tmp := t.TempDir()
-	db := filepath.Join(tmp, "db")
-	cp := func(from, to string) {
-		if out, err := exec.Command("cp", "-r", from, to).CombinedOutput(); err != nil {
-			t.Fatalf("copy: %v %s", err, out)
-		}
+	versioned.Do(func() { versioned.dir, versioned.err = makeVersionedDB(filepath.Join(filepath.Dir(world.DB), "versioned")) })
+	if versioned.err != nil {
+		t.Fatal(versioned.err)
 	}
-	cp(world.DB, db)
+	return versioned.dir
+}
+
+var versioned struct {
+	sync.Once
+	dir string
+	err error
+}
+
+func makeVersionedDB(tmp string) (string, error) {
+	db := filepath.Join(tmp, "db")
+	cp := func(from, to string) error {
+		if out, err := exec.Command("cp", "-r", from, to).CombinedOutput(); err != nil {
+			return fmt.Errorf("copy: %v %s", err, out)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := cp(world.DB, db); err != nil {
+		return "", err
+	}
 	for i, v := range []string{"v2", "v3"} {
 		work := filepath.Join(tmp, v)
-		cp(world.DB, work)
+		if err := cp(world.DB, work); err != nil {
+			return "", err
+		}
 		if _, err := refresh.Run(context.Background(), refresh.Options{Data: world.Data, ModelDir: world.Models, DBDir: work, Version: v,
 			Threads: 2, CheckQueries: 10, Seed: uint64(i + 2), M: 8}); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
-		cp(filepath.Join(work, v), filepath.Join(db, v))
+		if err := cp(filepath.Join(work, v), filepath.Join(db, v)); err != nil {
+			return "", err
+		}
 	}
-	return db
+	return db, nil
 }
 
 // TestRolloutOverDNS: tandem's rollout finds every replica through DNS,

@@ -121,8 +121,19 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.Watch(wctx)
-	return runGRPC(ctx, l, g, s.log, s.MetricsHandler(), s.Shutdown, s.Close)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		s.Watch(wctx)
+	}()
+	// The watcher stops before the sets close: it may be loading one, or
+	// asking the shards which version is active.
+	closeFn := func() {
+		cancel()
+		<-watching
+		s.Close()
+	}
+	return runGRPC(ctx, l, g, s.log, s.MetricsHandler(), s.Shutdown, closeFn)
 }
 
 // runGRPC serves g on l.Addr (and metrics, when given, on l.MetricsAddr)

@@ -30,7 +30,8 @@ var commands = []command{
 	{"import", "map a public data set onto tandem's tables (movielens)", runImport},
 	{"refresh", "the nightly job: embed the ads, build the ANN indexes, write and flip a snapshot", runRefresh},
 	{"index", "snapshot versions (ls, rollback) and standalone ANN indexes over vector files (build, query)", runIndex},
-	{"serve", "serve L1 Retrieve and L2 Rank over gRPC from the live snapshot and model", runServe},
+	{"serve", "serve L1 Retrieve and L2 Rank over gRPC from the live snapshot and model (or one role of a sharded deployment)", runServe},
+	{"rollout", "stage and activate a snapshot version on every replica of every shard", runRollout},
 }
 
 func main() {

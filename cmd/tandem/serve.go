@@ -18,9 +18,16 @@ import (
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	modelDir := fs.String("model", "", "model directory: L2 from MODELDIR/CURRENT (required)")
+	role := fs.String("role", "all", "all (one process serves everything), shard (one shard's ads and indexes, tandem.shard.v1) or root (user towers and L2, fanning out to -shard-targets)")
+	modelDir := fs.String("model", "", "model directory: L2 from MODELDIR/CURRENT (required for -role all and root)")
 	db := fs.String("db", "", "snapshot directory: user towers, ads, items and indexes from DBDIR/CURRENT (required)")
 	addr := fs.String("addr", "127.0.0.1:7070", "gRPC listen address")
+	shardN := fs.Int("shard", -1, "-role shard: which shard this replica holds, 0 ≤ shard < shards")
+	shards := fs.Int("shards", 0, "-role shard: the shard count S")
+	targets := fs.String("shard-targets", "", "-role root: one gRPC target per shard, comma-separated in shard order (e.g. dns:///tandem-shard-0.tandem:7001,...)")
+	partial := fs.Bool("allow-partial", false, "-role root: answer from the shards that respond, with coverage < 1, instead of failing when one is down")
+	kprime := fs.Int("kprime", 0, "-role root: per-shard result limit k′ (default from the binomial tail, package shard)")
+	threads := fs.Int("threads", 0, "-role shard: threads to build a shard index the snapshot does not store (default all cores)")
 	metricsAddr := fs.String("metrics-addr", "", "HTTP address for /metrics and /debug/pprof/ (default: none)")
 	mode := fs.String("retrieval", "hnsw", "hnsw (the ANN index), exact (scan every admitted ad) or gpu-exact (score every admitted ad on the GPU)")
 	ef := fs.Int("ef", 0, "HNSW beam width (default K' = max(4k, 200))")
@@ -36,10 +43,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *modelDir == "" || *db == "" {
-		fmt.Fprintln(stderr, "-model and -db are required")
+	switch *role {
+	case "all", "root", "shard":
+	default:
+		return fmt.Errorf("-role %q: want all, root or shard", *role)
+	}
+	if *db == "" || (*modelDir == "" && *role != "shard") {
+		fmt.Fprintln(stderr, "-db is required, and -model for -role all and root")
 		fs.Usage()
 		return errUsage
+	}
+	if *role != "shard" && (*shardN >= 0 || *shards != 0) {
+		return fmt.Errorf("-shard and -shards are for -role shard")
+	}
+	if *role != "root" && (*targets != "" || *partial || *kprime != 0) {
+		return fmt.Errorf("-shard-targets, -allow-partial and -kprime are for -role root")
 	}
 	m, err := retrieve.ParseMode(*mode)
 	if err != nil {
@@ -60,6 +78,38 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p = -1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	listen := serve.Listen{Addr: *addr, MetricsAddr: *metricsAddr, CertFile: *cert, KeyFile: *key, Token: token, Drain: *drain}
+	if *role == "shard" {
+		if *shards < 1 || *shardN < 0 || *shardN >= *shards {
+			return fmt.Errorf("-role shard needs -shard s and -shards S with 0 ≤ s < S (got %d of %d)", *shardN, *shards)
+		}
+		if *metricsAddr != "" || token != "" {
+			return fmt.Errorf("-metrics-addr and -token-file are not served by -role shard (it is internal: keep it off public networks)")
+		}
+		s, err := serve.NewShard(serve.ShardOptions{DBDir: *db, Shard: *shardN, Shards: *shards, Engine: engine.Options{BF16: *bf16},
+			Threads: *threads, MaxInFlight: *inflight, Log: log})
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx, listen)
+	}
+	var cluster *serve.Cluster
+	if *role == "root" {
+		if *targets == "" {
+			return fmt.Errorf("-role root needs -shard-targets")
+		}
+		ts := strings.Split(*targets, ",")
+		for i, t := range ts {
+			if ts[i] = strings.TrimSpace(t); ts[i] == "" {
+				return fmt.Errorf("-shard-targets: target %d is empty", i)
+			}
+		}
+		var err error
+		if cluster, err = serve.DialCluster(serve.ClusterOptions{Targets: ts, AllowPartial: *partial, KPrime: *kprime}); err != nil {
+			return err
+		}
+		defer cluster.Close()
+	}
 	prec, err := gpu.ParsePrecision(*precision)
 	if err != nil {
 		return err
@@ -72,9 +122,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer dev.Close()
 	}
 	s, err := serve.New(serve.Options{ModelDir: *modelDir, DBDir: *db, Retrieval: m, Ef: *ef, MaxInFlight: *inflight, Poll: p,
-		Engine: engine.Options{BF16: *bf16}, Device: dev, Log: log})
+		Engine: engine.Options{BF16: *bf16}, Device: dev, Log: log, Cluster: cluster})
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx, serve.Listen{Addr: *addr, MetricsAddr: *metricsAddr, CertFile: *cert, KeyFile: *key, Token: token, Drain: *drain})
+	return s.Run(ctx, listen)
 }
