@@ -157,7 +157,9 @@ func TestRootOverDNS(t *testing.T) {
 // and previous versions.
 func versionedDB(t *testing.T) string {
 	t.Helper()
-	versioned.Do(func() { versioned.dir, versioned.err = makeVersionedDB(filepath.Join(filepath.Dir(world.DB), "versioned")) })
+	versioned.Do(func() {
+		versioned.dir, versioned.err = makeVersionedDB(filepath.Join(filepath.Dir(world.DB), "versioned"))
+	})
 	if versioned.err != nil {
 		t.Fatal(versioned.err)
 	}
