@@ -115,5 +115,7 @@ genproto_check() {
 	./scripts/genproto.sh --check
 }
 step "generated gRPC code is current" genproto_check
+# xDS target resolution is compiled in only with -tags xds.
+step "go test -tags xds (serve)" go test -tags xds -count=1 -run XDS ./serve
 step "nested modules" nested
 echo "ok: all checks passed in $(($(date +%s) - start))s"
