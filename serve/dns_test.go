@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tandemml/tandem/internal/dnstest"
 	tandemv1 "github.com/tandemml/tandem/proto/tandem/v1"
 	"github.com/tandemml/tandem/refresh"
@@ -112,7 +114,7 @@ func randomRetrieve(t *testing.T, rng *rand.Rand, i int) *tandemv1.RetrieveReque
 // exactly as --role=all does, and every replica takes calls.
 func TestRootOverDNS(t *testing.T) {
 	c := startDNSCluster(t, world.DB, 4, 2)
-	_, root, _, _ := start(t, Options{Cluster: c.cl, Retrieval: retrieve.Exact}, Listen{})
+	rs, root, _, _ := start(t, Options{Cluster: c.cl, Retrieval: retrieve.Exact}, Listen{})
 	_, single, _, _ := start(t, Options{Retrieval: retrieve.Exact}, Listen{})
 	ctx := context.Background()
 	n := 1000
@@ -120,6 +122,7 @@ func TestRootOverDNS(t *testing.T) {
 		n = 200
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
+	returned := 0
 	for i := range n {
 		req := randomRetrieve(t, rng, rng.IntN(len(reqs.Requests)))
 		want, err := single.Retrieve(ctx, req)
@@ -130,6 +133,7 @@ func TestRootOverDNS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("query %d: root: %v", i, err)
 		}
+		returned += len(got.Ads)
 		if len(got.Ads) != len(want.Ads) || got.Coverage != 1 {
 			t.Fatalf("query %d (k %d, filters %v): %d ads, coverage %v; single %d", i, req.K, req.Filters, len(got.Ads), got.Coverage, len(want.Ads))
 		}
@@ -139,6 +143,13 @@ func TestRootOverDNS(t *testing.T) {
 				t.Fatalf("query %d position %d: root %v, single %v", i, j, g, w)
 			}
 		}
+	}
+	// The root counts the merge volume: at least the ads it returned.
+	if merged := testutil.ToFloat64(rs.m.merged); merged < float64(returned) {
+		t.Errorf("merge volume %v below the %d ads returned", merged, returned)
+	}
+	if p := testutil.ToFloat64(rs.m.partial.WithLabelValues("Retrieve")); p != 0 {
+		t.Errorf("%v partial answers with every shard up", p)
 	}
 	// round_robin spread the calls over both replicas of every shard.
 	for s, rs := range c.reps {

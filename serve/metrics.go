@@ -17,6 +17,10 @@ type metrics struct {
 	reloads    *prometheus.CounterVec // outcome
 	defaulted  *prometheus.CounterVec // feature
 	unknown    *prometheus.CounterVec // kind
+	// A root's fan-out (serve --role=root).
+	merged    prometheus.Counter
+	refetches prometheus.Counter
+	partial   *prometheus.CounterVec // method
 }
 
 func newMetrics() *metrics {
@@ -41,8 +45,15 @@ func newMetrics() *metrics {
 			Help: "Request features left out and given their schema default, by feature."}, []string{"feature"}),
 		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_unknown_ids_total",
 			Help: "Ids a request named that the snapshot does not know (ad: Rank candidates, item: events and context items)."}, []string{"kind"}),
+		merged: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_shard_merged_hits_total",
+			Help: "Hits the shards returned to this root's Retrieve calls, refetches included: the merge volume."}),
+		refetches: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_shard_refetches_total",
+			Help: "Shard searches asked again with a doubled limit because the first could have hidden a top-k hit."}),
+		partial: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_partial_answers_total",
+			Help: "Answers with coverage below 1 (--allow-partial and a shard that failed), by method."}, []string{"method"}),
 	}
 	m.reg.MustRegister(m.rpcSeconds, m.stage, m.errors, m.inFlight, m.rejected, m.version, m.reloads, m.defaulted, m.unknown,
+		m.merged, m.refetches, m.partial,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -421,6 +421,11 @@ func (s *Server) Retrieve(ctx context.Context, req *tandemv1.RetrieveRequest) (r
 		tm.add("user_tower", st.userTower)
 		tm.add("shards", st.search)
 		resp.Coverage = st.coverage
+		s.m.merged.Add(float64(st.merged))
+		s.m.refetches.Add(float64(st.refetches))
+		if st.coverage < 1 {
+			s.m.partial.WithLabelValues(method).Inc()
+		}
 		resp.Ads = make([]*tandemv1.RetrievedAd, len(hits))
 		for i, h := range hits {
 			resp.Ads[i] = &tandemv1.RetrievedAd{AdId: h.id, Route: set.Cat.Routes[h.route].Name, Scores: h.scores, Utility: h.utility}
@@ -511,6 +516,9 @@ func (s *Server) Rank(ctx context.Context, req *tandemv1.RankRequest) (resp *tan
 	}
 	if err := deadline(ctx); err != nil {
 		return nil, err
+	}
+	if coverage < 1 {
+		s.m.partial.WithLabelValues(method).Inc()
 	}
 	resp = &tandemv1.RankResponse{Coverage: coverage, ModelVersion: set.Model(), SnapshotVersion: set.Snapshot(),
 		UnknownAdIds: res.Unknown, DefaultedFeatures: u.Defaulted}
