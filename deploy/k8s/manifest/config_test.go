@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -140,5 +142,15 @@ func TestJobNamesAreValid(t *testing.T) {
 	}
 	if _, err := RefreshJobs(Default(), "bad/version"); err == nil {
 		t.Error("bad version accepted")
+	}
+}
+
+func TestWriteYAMLNeedsTypeMeta(t *testing.T) {
+	var b strings.Builder
+	if err := WriteYAML(&b, []Object{&corev1.ConfigMap{}}); err == nil {
+		t.Error("object without apiVersion and kind written")
+	}
+	if err := WriteYAML(&b, []Object{namespace(Default())}); err != nil || strings.Contains(b.String(), "status") {
+		t.Errorf("namespace: %v\n%s", err, b.String())
 	}
 }

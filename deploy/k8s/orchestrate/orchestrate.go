@@ -95,7 +95,7 @@ func runJob(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, op
 		return err
 	}
 	t0 := time.Now()
-	if err := wait(ctx, client, j, opts.Poll); err != nil {
+	if err := wait(ctx, client, j, opts.Poll, log); err != nil {
 		return err
 	}
 	log.Info("job complete", "job", j.Name, "seconds", time.Since(t0).Seconds())
@@ -138,11 +138,11 @@ func sameRun(have, want *batchv1.Job) error {
 var errFailed = errors.New("job failed")
 
 // wait polls j until it is Complete, Failed or ctx ends.
-func wait(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, poll time.Duration) error {
+func wait(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, poll time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		done, err := finished(ctx, client, j)
+		done, err := finished(ctx, client, j, log)
 		if done || err != nil {
 			return err
 		}
@@ -157,12 +157,15 @@ func wait(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, poll
 // finished reads j's conditions: true once it is Complete, an error
 // once it has Failed. A failed read is retried at the next poll unless
 // the Job is gone.
-func finished(ctx context.Context, client kubernetes.Interface, j *batchv1.Job) (bool, error) {
+func finished(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, log *slog.Logger) (bool, error) {
 	cur, err := client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return false, &JobError{Job: j.Name, Reason: "deleted while waiting", Err: err}
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("reading job status", "job", j.Name, "err", err)
+		}
 		return false, nil
 	}
 	if c := condition(cur, batchv1.JobFailed); c != nil {
