@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	shardv1 "github.com/tandemml/tandem/proto/tandem/shard/v1"
@@ -47,46 +44,12 @@ type cluster struct {
 	cl   *Cluster
 }
 
-// startCluster serves every shard's replicas of dbdir on loopback and
-// dials them with one manual resolver per shard listing its replicas.
+// startCluster serves every shard's replicas of dbdir on loopback, found
+// through the in-process DNS server (startDNSCluster).
 func startCluster(t *testing.T, dbdir string, shards, replicas int, partial bool) *cluster {
 	t.Helper()
-	c := &cluster{reps: make([][]*replica, shards)}
-	var targets []string
-	var builders []resolver.Builder
-	for s := range shards {
-		var addrs []resolver.Address
-		for range replicas {
-			ss, err := NewShard(ShardOptions{DBDir: dbdir, Shard: s, Shards: shards, Threads: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := ss.GRPCServer(Listen{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := &replica{s: ss, g: g, addr: lis.Addr().String()}
-			go g.Serve(lis)
-			t.Cleanup(r.kill)
-			c.reps[s] = append(c.reps[s], r)
-			addrs = append(addrs, resolver.Address{Addr: r.addr})
-		}
-		b := manual.NewBuilderWithScheme(fmt.Sprintf("shard%d", s))
-		b.InitialState(resolver.State{Addresses: addrs})
-		builders = append(builders, b)
-		targets = append(targets, fmt.Sprintf("shard%d:///replicas", s))
-	}
-	cl, err := DialCluster(ClusterOptions{Targets: targets, AllowPartial: partial, Dial: []grpc.DialOption{grpc.WithResolvers(builders...)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	c.cl = cl
-	return c
+	d := startDNSCluster(t, dbdir, shards, replicas, partial)
+	return &cluster{reps: d.reps, cl: d.cl}
 }
 
 // TestShardsHoldTheCatalog: the shards partition every version's ads by

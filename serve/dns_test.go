@@ -52,7 +52,7 @@ func (c *dnsCluster) publish(s int, extra ...string) {
 	c.dns.Set(c.name(s), append(ips, extra...)...)
 }
 
-func startDNSCluster(t *testing.T, dbdir string, shards, replicas int) *dnsCluster {
+func startDNSCluster(t *testing.T, dbdir string, shards, replicas int, partial bool) *dnsCluster {
 	t.Helper()
 	d, err := dnstest.Start()
 	if err != nil {
@@ -85,7 +85,7 @@ func startDNSCluster(t *testing.T, dbdir string, shards, replicas int) *dnsClust
 		c.publish(s)
 		c.targets = append(c.targets, fmt.Sprintf("dns://%s/%s:%d", d.Addr(), c.name(s), port))
 	}
-	cl, err := DialCluster(ClusterOptions{Targets: c.targets})
+	cl, err := DialCluster(ClusterOptions{Targets: c.targets, AllowPartial: partial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func randomRetrieve(t *testing.T, rng *rand.Rand, i int) *tandemv1.RetrieveReque
 // resolves to) answers 1,000 random queries with exact per-shard search
 // exactly as --role=all does, and every replica takes calls.
 func TestRootOverDNS(t *testing.T) {
-	c := startDNSCluster(t, world.DB, 4, 2)
+	c := startDNSCluster(t, world.DB, 4, 2, false)
 	rs, root, _, _ := start(t, Options{Cluster: c.cl, Retrieval: retrieve.Exact}, Listen{})
 	_, single, _, _ := start(t, Options{Retrieval: retrieve.Exact}, Listen{})
 	ctx := context.Background()
@@ -220,7 +220,7 @@ func makeVersionedDB(tmp string) (string, error) {
 // versions.
 func TestRolloutOverDNS(t *testing.T) {
 	db := versionedDB(t)
-	c := startDNSCluster(t, db, 2, 2)
+	c := startDNSCluster(t, db, 2, 2, false)
 	s, root, _, _ := start(t, Options{Cluster: c.cl, ModelDir: world.Models, DBDir: db, Poll: 20 * time.Millisecond}, Listen{})
 	ctx := context.Background()
 	var failed, calls atomic.Int64
@@ -314,7 +314,7 @@ func TestRolloutOverDNS(t *testing.T) {
 // activates anything.
 func TestRolloutChangesNothingOnFailure(t *testing.T) {
 	db := versionedDB(t)
-	c := startDNSCluster(t, db, 2, 2)
+	c := startDNSCluster(t, db, 2, 2, false)
 	ctx := context.Background()
 	unchanged := func() {
 		t.Helper()
