@@ -132,25 +132,36 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	c.log = stderr
 	res := Result{Date: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(), Data: c.data, Model: c.model, Parts: c.parts, Parallel: c.parallel}
+	// The result so far is written after every variant, so that a long
+	// run cut short keeps what it measured.
+	save := func(v *Variant) error {
+		res.Variants = append(res.Variants, *v)
+		printTable(c.log, &Result{Date: res.Date, CPUs: res.CPUs, Data: res.Data, Variants: []Variant{*v}})
+		if c.jsonOut == "" {
+			return nil
+		}
+		b, _ := json.MarshalIndent(res, "", "  ")
+		return os.WriteFile(c.jsonOut, append(b, '\n'), 0o644)
+	}
 	if c.one {
 		v, err := c.runOne()
 		if err != nil {
 			return err
 		}
-		res.Variants = append(res.Variants, *v)
+		if err := save(v); err != nil {
+			return err
+		}
 	}
 	for _, S := range c.shards {
 		v, err := c.runTasks(S)
 		if err != nil {
 			return err
 		}
-		res.Variants = append(res.Variants, *v)
+		if err := save(v); err != nil {
+			return err
+		}
 	}
 	printTable(stdout, &res)
-	if c.jsonOut != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		return os.WriteFile(c.jsonOut, append(b, '\n'), 0o644)
-	}
 	return nil
 }
 
