@@ -403,4 +403,3 @@ func cpuModel() string {
 	}
 	return runtime.GOARCH
 }
-
