@@ -19,7 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	batchclient "k8s.io/client-go/kubernetes/typed/batch/v1"
 
 	"github.com/tandemml/tandem/deploy/k8s/manifest"
 )
@@ -68,7 +68,7 @@ func (e *JobError) Unwrap() error { return e.Err }
 // created. A Job that already exists under its name is adopted (waited
 // for, not recreated) provided its labels say it is that step of that
 // version.
-func Run(ctx context.Context, client kubernetes.Interface, cfg manifest.Config, version string, opts Options) error {
+func Run(ctx context.Context, client batchclient.JobsGetter, cfg manifest.Config, version string, opts Options) error {
 	opts = opts.withDefaults()
 	jobs, err := manifest.RefreshJobs(cfg, version)
 	if err != nil {
@@ -85,7 +85,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg manifest.Config, 
 }
 
 // runJob creates (or adopts) j and waits for it to finish.
-func runJob(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, opts Options, log *slog.Logger) error {
+func runJob(ctx context.Context, client batchclient.JobsGetter, j *batchv1.Job, opts Options, log *slog.Logger) error {
 	if opts.StepTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.StepTimeout)
@@ -103,8 +103,8 @@ func runJob(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, op
 }
 
 // ensure creates j, or adopts the Job already there under its name.
-func ensure(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, log *slog.Logger) error {
-	jobs := client.BatchV1().Jobs(j.Namespace)
+func ensure(ctx context.Context, client batchclient.JobsGetter, j *batchv1.Job, log *slog.Logger) error {
+	jobs := client.Jobs(j.Namespace)
 	_, err := jobs.Create(ctx, j, metav1.CreateOptions{})
 	switch {
 	case err == nil:
@@ -138,7 +138,7 @@ func sameRun(have, want *batchv1.Job) error {
 var errFailed = errors.New("job failed")
 
 // wait polls j until it is Complete, Failed or ctx ends.
-func wait(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, poll time.Duration, log *slog.Logger) error {
+func wait(ctx context.Context, client batchclient.JobsGetter, j *batchv1.Job, poll time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -157,8 +157,8 @@ func wait(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, poll
 // finished reads j's conditions: true once it is Complete, an error
 // once it has Failed. A failed read is retried at the next poll unless
 // the Job is gone.
-func finished(ctx context.Context, client kubernetes.Interface, j *batchv1.Job, log *slog.Logger) (bool, error) {
-	cur, err := client.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+func finished(ctx context.Context, client batchclient.JobsGetter, j *batchv1.Job, log *slog.Logger) (bool, error) {
+	cur, err := client.Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return false, &JobError{Job: j.Name, Reason: "deleted while waiting", Err: err}
 	}
@@ -187,8 +187,8 @@ func condition(j *batchv1.Job, t batchv1.JobConditionType) *batchv1.JobCondition
 // VersionFromJob names the run of the CronJob-created Job name: its
 // scheduled time (or, for a Job created by hand, its creation time), so
 // every pod the Job retries continues the same version.
-func VersionFromJob(ctx context.Context, client kubernetes.Interface, namespace, name string) (string, error) {
-	j, err := client.BatchV1().Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
+func VersionFromJob(ctx context.Context, client batchclient.JobsGetter, namespace, name string) (string, error) {
+	j, err := client.Jobs(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("orchestrate: own job %s: %w", name, err)
 	}

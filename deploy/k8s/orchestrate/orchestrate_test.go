@@ -14,7 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes/typed/batch/v1/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/tandemml/tandem/deploy/k8s/manifest"
@@ -22,12 +23,32 @@ import (
 
 const version = "20261208T010203Z"
 
-// controller plays the Job controller against a fake clientset: it
+// newFake is client-go's fake batch/v1 client over an object tracker
+// holding objs: creates, gets, lists and status updates behave as an API
+// server's would for Jobs, without the rest of the clientset.
+func newFake(t *testing.T, objs ...runtime.Object) *fake.FakeBatchV1 {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := batchv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	tracker := k8stesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
+	for _, o := range objs {
+		if err := tracker.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fake.FakeBatchV1{Fake: &k8stesting.Fake{}}
+	f.AddReactor("*", "*", k8stesting.ObjectReaction(tracker))
+	return f
+}
+
+// controller plays the Job controller against the fake client: it
 // completes every Job it sees, fails the steps in fail, and finishes
 // nothing while hold is set. It records the order of creates and any
 // Job created before the steps before it had completed.
 type controller struct {
-	client *fake.Clientset
+	client *fake.FakeBatchV1
 	ns     string
 	fail   map[string]bool
 	hold   bool
@@ -39,7 +60,7 @@ type controller struct {
 }
 
 func newController(t *testing.T, objs ...runtime.Object) *controller {
-	c := &controller{client: fake.NewClientset(objs...), ns: manifest.Default().Namespace,
+	c := &controller{client: newFake(t, objs...), ns: manifest.Default().Namespace,
 		fail: map[string]bool{}, completed: map[string]bool{}}
 	for _, o := range objs {
 		if j, ok := o.(*batchv1.Job); ok && hasCondition(j, batchv1.JobComplete) {
@@ -72,7 +93,7 @@ func (c *controller) onCreate(a k8stesting.Action) (bool, runtime.Object, error)
 // run finishes Jobs until ctx ends.
 func (c *controller) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		list, err := c.client.BatchV1().Jobs(c.ns).List(ctx, metav1.ListOptions{})
+		list, err := c.client.Jobs(c.ns).List(ctx, metav1.ListOptions{})
 		if err == nil {
 			for i := range list.Items {
 				c.finish(ctx, &list.Items[i])
@@ -102,7 +123,7 @@ func (c *controller) finish(ctx context.Context, j *batchv1.Job) {
 	default:
 		j.Status.Conditions = append(j.Status.Conditions, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue})
 	}
-	_, _ = c.client.BatchV1().Jobs(c.ns).UpdateStatus(ctx, j, metav1.UpdateOptions{})
+	_, _ = c.client.Jobs(c.ns).UpdateStatus(ctx, j, metav1.UpdateOptions{})
 }
 
 func (c *controller) start(t *testing.T) {
@@ -142,7 +163,7 @@ func TestRunCreatesJobsInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.check(t, manifest.Steps()...)
-	list, err := c.client.BatchV1().Jobs(c.ns).List(context.Background(), metav1.ListOptions{})
+	list, err := c.client.Jobs(c.ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil || len(list.Items) != 4 {
 		t.Fatalf("%d Jobs (%v), want 4", len(list.Items), err)
 	}
@@ -195,7 +216,7 @@ func TestRerunAdoptsExistingJobs(t *testing.T) {
 	// the Jobs there were waited for.
 	c.check(t, manifest.Steps()...)
 	for _, step := range []string{manifest.StepEmbed, manifest.StepBuild} {
-		j, err := c.client.BatchV1().Jobs(c.ns).Get(context.Background(), manifest.JobName(step, version), metav1.GetOptions{})
+		j, err := c.client.Jobs(c.ns).Get(context.Background(), manifest.JobName(step, version), metav1.GetOptions{})
 		if err != nil || j.Annotations["test/earlier"] != "yes" {
 			t.Errorf("%s: not the earlier Job (%v)", step, err)
 		}
@@ -204,7 +225,7 @@ func TestRerunAdoptsExistingJobs(t *testing.T) {
 	if err := run(t, c, 10*time.Second, fast()); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := c.client.BatchV1().Jobs(c.ns).List(context.Background(), metav1.ListOptions{})
+	list, _ := c.client.Jobs(c.ns).List(context.Background(), metav1.ListOptions{})
 	if len(list.Items) != 4 {
 		t.Errorf("%d Jobs after the rerun", len(list.Items))
 	}
@@ -289,7 +310,7 @@ func TestVersionFromJob(t *testing.T) {
 		Annotations: map[string]string{batchv1.CronJobScheduledTimestampAnnotation: "2026-12-08T03:00:00Z"}}}
 	byHand := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns,
 		CreationTimestamp: metav1.NewTime(time.Date(2026, 12, 8, 4, 5, 6, 0, time.UTC))}}
-	client := fake.NewClientset(scheduled, byHand)
+	client := newFake(t, scheduled, byHand)
 	for name, want := range map[string]string{scheduled.Name: "20261208T030000Z", byHand.Name: "20261208T040506Z"} {
 		v, err := VersionFromJob(context.Background(), client, ns, name)
 		if err != nil || v != want {

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	batchclient "k8s.io/client-go/kubernetes/typed/batch/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/tandemml/tandem/deploy/k8s/manifest"
@@ -205,7 +205,7 @@ func runOrchestrate(ctx context.Context, args []string, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := batchclient.NewForConfig(rc)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func runOrchestrate(ctx context.Context, args []string, stderr io.Writer) error 
 
 // pickVersion is the --version given, else the version of the Job this
 // pod runs in, else now.
-func pickVersion(ctx context.Context, client kubernetes.Interface, namespace, flagV string) (string, error) {
+func pickVersion(ctx context.Context, client batchclient.JobsGetter, namespace, flagV string) (string, error) {
 	if flagV != "" {
 		return flagV, nil
 	}
