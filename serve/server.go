@@ -59,16 +59,17 @@ type Options struct {
 // Server implements tandem.v1.Tandem.
 type Server struct {
 	tandemv1.UnimplementedTandemServer
-	o       Options
-	live    atomic.Pointer[Set]
-	prev    atomic.Pointer[Set]
-	sem     chan struct{}
-	pools   chan *engine.Pool // for splitting large Rank batches over cores
-	m       *metrics
-	Health  *health.Server
-	log     *slog.Logger
-	reload  sync.Mutex // one load at a time
-	watched struct {
+	o        Options
+	live     atomic.Pointer[Set]
+	prev     atomic.Pointer[Set]
+	sem      chan struct{}
+	pools    chan *engine.Pool // for splitting large Rank batches over cores
+	m        *metrics
+	Health   *health.Server
+	log      *slog.Logger
+	reload   sync.Mutex             // one load at a time
+	shardErr atomic.Pointer[string] // a root's last failure to ask the shards
+	watched  struct {
 		sync.Mutex
 		snap, model string // the CURRENT names the watcher last acted on
 	}
@@ -142,7 +143,12 @@ func (s *Server) shardVersion(current string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	v, err := s.o.Cluster.ActiveVersion(ctx)
+	msg := ""
 	if err != nil {
+		msg = err.Error()
+	}
+	// One line per change, not one per poll while a shard is down.
+	if prev := s.shardErr.Swap(&msg); (prev == nil || *prev != msg) && msg != "" {
 		s.log.Warn("cannot ask the shards for their active snapshot", "err", err)
 	}
 	if v != "" {
