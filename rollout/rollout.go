@@ -158,8 +158,15 @@ func connect(ctx context.Context, o Options) ([]*replica, error) {
 		if err != nil {
 			return reps, fmt.Errorf("rollout: shard %d: %w", s, err)
 		}
+		// Each replica is dialled on its address but under the target's
+		// name, which TLS verifies (a certificate names the Service, not
+		// a pod's IP).
+		dial := opts
+		if name := endpointOf(t); name != "" {
+			dial = append(slices.Clone(opts), grpc.WithAuthority(name))
+		}
 		for _, a := range addrs {
-			cc, err := grpc.NewClient("passthrough:///"+a, opts...)
+			cc, err := grpc.NewClient("passthrough:///"+a, dial...)
 			if err != nil {
 				return reps, fmt.Errorf("rollout: shard %d replica %s: %w", s, a, err)
 			}
@@ -233,6 +240,22 @@ func replicaErr(r *replica, err error) error {
 		err = fmt.Errorf("%s: %s", st.Code(), st.Message())
 	}
 	return fmt.Errorf("shard %d replica %s: %w", r.Shard, r.Addr, err)
+}
+
+// endpointOf is the name:port a target resolves ("" when it names an
+// address).
+func endpointOf(target string) string {
+	endpoint := target
+	switch {
+	case strings.HasPrefix(target, "dns://"):
+		_, endpoint, _ = strings.Cut(strings.TrimPrefix(target, "dns://"), "/")
+	case strings.Contains(target, "://"):
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(endpoint); err != nil || net.ParseIP(host) != nil {
+		return ""
+	}
+	return endpoint
 }
 
 // Resolve returns the replica addresses ("ip:port", sorted) a target

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking
 	"google.golang.org/grpc/status"
@@ -54,7 +55,8 @@ type ClusterOptions struct {
 	AllowPartial bool
 	// KPrime is the per-shard limit (0: shard.KPrime with its default).
 	KPrime int
-	// Dial are extra dial options (default: insecure transport).
+	// Dial are extra dial options, applied after the defaults (insecure
+	// transport; ShardTLS replaces it).
 	Dial []grpc.DialOption
 }
 
@@ -329,4 +331,15 @@ func (cl *Cluster) ActiveVersion(ctx context.Context) (string, error) {
 		}
 	}
 	return got[0], nil
+}
+
+// ShardTLS is the dial option for shards that serve TLS (serve --role
+// shard with -tls-cert): their certificates are verified against the
+// PEM certificates in caFile, under the host name of each target.
+func ShardTLS(caFile string) (grpc.DialOption, error) {
+	creds, err := credentials.NewClientTLSFromFile(caFile, "")
+	if err != nil {
+		return nil, fmt.Errorf("serve: shard CA %s: %w", caFile, err)
+	}
+	return grpc.WithTransportCredentials(creds), nil
 }

@@ -281,6 +281,8 @@ func TestServeRoleFlags(t *testing.T) {
 		{[]string{"serve", "-db", "x", "-model", "m", "-role", "root"}, "-role root needs -shard-targets"},
 		{[]string{"serve", "-db", "x", "-model", "m", "-role", "root", "-shard-targets", "a:1,,b:2"}, "target 1 is empty"},
 		{[]string{"serve", "-db", "x", "-role", "shard", "-shard", "0", "-shards", "1", "-metrics-addr", ":0"}, "not served by -role shard"},
+		{[]string{"serve", "-db", "x", "-model", "m", "-shard-ca", "ca.pem"}, "are for -role root"},
+		{[]string{"rollout", "-version", "v1", "-shard-targets", "a:1", "-ca", "/nonexistent/ca.pem"}, "/nonexistent/ca.pem"},
 		{[]string{"rollout", "-version", "v1"}, "-shard-targets and -version are required"},
 		{[]string{"rollout", "-version", "v1", "-shard-targets", "a:1,"}, "target 1 is empty"},
 	} {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemml/tandem/rollout"
+	"github.com/tandemml/tandem/serve"
 )
 
 // runRollout is `tandem rollout`: the two-phase version change over every
@@ -20,6 +21,7 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stageTimeout := fs.Duration("stage-timeout", 30*time.Minute, "how long one replica may take to stage the version")
 	callTimeout := fs.Duration("call-timeout", 30*time.Second, "how long every other call may take")
 	settle := fs.Duration("settle", 2*time.Second, "pause between staging two replicas of one shard")
+	ca := fs.String("ca", "", "dial the replicas over TLS, verifying their certificates against this PEM file")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,9 +36,16 @@ func runRollout(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("-shard-targets: target %d is empty", i)
 		}
 	}
+	o := rollout.Options{Targets: ts, Version: *version, StageTimeout: *stageTimeout, CallTimeout: *callTimeout, Settle: *settle}
+	if *ca != "" {
+		tlsOpt, err := serve.ShardTLS(*ca)
+		if err != nil {
+			return err
+		}
+		o.Dial = append(o.Dial, tlsOpt)
+	}
 	t0 := time.Now()
-	rep, err := rollout.Run(ctx, rollout.Options{Targets: ts, Version: *version, StageTimeout: *stageTimeout,
-		CallTimeout: *callTimeout, Settle: *settle})
+	rep, err := rollout.Run(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	targets := fs.String("shard-targets", "", "-role root: one gRPC target per shard, comma-separated in shard order (e.g. dns:///tandem-shard-0.tandem:7001,...)")
 	partial := fs.Bool("allow-partial", false, "-role root: answer from the shards that respond, with coverage < 1, instead of failing when one is down")
 	kprime := fs.Int("kprime", 0, "-role root: per-shard result limit k′ (default from the binomial tail, package shard)")
+	shardCA := fs.String("shard-ca", "", "-role root: dial the shards over TLS, verifying their certificates against this PEM file (shards run with -tls-cert)")
 	threads := fs.Int("threads", 0, "-role shard: threads to build a shard index the snapshot does not store (default all cores)")
 	metricsAddr := fs.String("metrics-addr", "", "HTTP address for /metrics and /debug/pprof/ (default: none)")
 	mode := fs.String("retrieval", "hnsw", "hnsw (the ANN index), exact (scan every admitted ad) or gpu-exact (score every admitted ad on the GPU)")
@@ -56,8 +57,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *role != "shard" && (*shardN >= 0 || *shards != 0) {
 		return fmt.Errorf("-shard and -shards are for -role shard")
 	}
-	if *role != "root" && (*targets != "" || *partial || *kprime != 0) {
-		return fmt.Errorf("-shard-targets, -allow-partial and -kprime are for -role root")
+	if *role != "root" && (*targets != "" || *partial || *kprime != 0 || *shardCA != "") {
+		return fmt.Errorf("-shard-targets, -allow-partial, -kprime and -shard-ca are for -role root")
 	}
 	m, err := retrieve.ParseMode(*mode)
 	if err != nil {
@@ -104,8 +105,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("-shard-targets: target %d is empty", i)
 			}
 		}
+		co := serve.ClusterOptions{Targets: ts, AllowPartial: *partial, KPrime: *kprime}
+		if *shardCA != "" {
+			tlsOpt, err := serve.ShardTLS(*shardCA)
+			if err != nil {
+				return err
+			}
+			co.Dial = append(co.Dial, tlsOpt)
+		}
 		var err error
-		if cluster, err = serve.DialCluster(serve.ClusterOptions{Targets: ts, AllowPartial: *partial, KPrime: *kprime}); err != nil {
+		if cluster, err = serve.DialCluster(co); err != nil {
 			return err
 		}
 		defer cluster.Close()
