@@ -356,3 +356,36 @@ func TestRolloutChangesNothingOnFailure(t *testing.T) {
 	}
 	unchanged()
 }
+
+// TestShardStartsWithPreviousStaged: a replica that starts after a
+// publish flipped CURRENT to v2 holds v1 (PREVIOUS) as well, so it can
+// answer roots that still pin v1 until the rollout; a PREVIOUS that is
+// gone from disk leaves it on CURRENT alone.
+func TestShardStartsWithPreviousStaged(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "db")
+	if out, err := exec.Command("cp", "-r", versionedDB(t), db).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	for name, v := range map[string]string{"CURRENT": "v2", "PREVIOUS": "v1"} {
+		if err := os.WriteFile(filepath.Join(db, name), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := NewShard(ShardOptions{DBDir: db, Shard: 0, Shards: 2, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.info(); in.Active != "v2" || !slices.Equal(in.Staged, []string{"v1", "v2"}) {
+		t.Fatalf("active %s staged %v, want v2 and [v1 v2]", in.Active, in.Staged)
+	}
+	if err := os.RemoveAll(filepath.Join(db, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	s, err = NewShard(ShardOptions{DBDir: db, Shard: 0, Shards: 2, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.info(); in.Active != "v2" || !slices.Equal(in.Staged, []string{"v2"}) {
+		t.Fatalf("with v1 gone: active %s staged %v, want v2 and [v2]", in.Active, in.Staged)
+	}
+}

@@ -34,7 +34,8 @@ const MaxShardLimit = 10_000
 // ShardOptions configure a shard replica (serve --role=shard).
 type ShardOptions struct {
 	// DBDir holds the snapshot versions; the replica starts with
-	// DBDIR/CURRENT staged and active.
+	// DBDIR/CURRENT staged and active, and DBDIR/PREVIOUS (when it is
+	// still on disk) staged.
 	DBDir string
 	// Shard of Shards is the slice of every version's ads this replica
 	// holds (package shard's map).
@@ -97,7 +98,21 @@ func NewShard(o ShardOptions) (*ShardServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.state.Store(&shardState{active: v, cats: map[string]*catalog.Catalog{v: c}})
+	cats := map[string]*catalog.Catalog{v: c}
+	// The version CURRENT replaced is staged too: it is what every
+	// replica holds in steady state (the rollback target), and what the
+	// roots still pin after a publish and before its rollout, so a
+	// replica restarted in that window can answer them.
+	if prev, err := snapshot.Previous(o.DBDir); err != nil {
+		s.log.Warn("cannot read the previous snapshot's name; staging only the live one", "err", err)
+	} else if prev != "" {
+		if pc, err := s.loadVersion(prev); err != nil {
+			s.log.Warn("cannot stage the previous snapshot; staging only the live one", "snapshot", prev, "err", err)
+		} else {
+			cats[prev] = pc
+		}
+	}
+	s.state.Store(&shardState{active: v, cats: cats})
 	s.setServing(true)
 	s.log.Info("serving shard", "shard", o.Shard, "shards", o.Shards, "snapshot", v, "ads", len(c.AdIDs))
 	return s, nil
