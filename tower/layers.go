@@ -78,7 +78,7 @@ func (b *builder) linear(name string, x *G.Node, out int) *G.Node {
 	in := x.Shape()[1]
 	w := b.param(name+".weight", InitGlorot, out, in)
 	bias := b.param(name+".bias", InitZeros, out)
-	y := must(G.Mul(x, must(G.Transpose(w))))
+	y := must(MulT(x, w))
 	return must(G.BroadcastAdd(y, bias, nil, []byte{0}))
 }
 
@@ -102,7 +102,7 @@ func (b *builder) crossLowRank(name string, x0, x *G.Node, r int) *G.Node {
 	v := b.param(name+".v", InitGlorot, d, r)
 	u := b.param(name+".u", InitGlorot, d, r)
 	bias := b.param(name+".bias", InitZeros, d)
-	h := must(G.Mul(must(G.Mul(x, v)), must(G.Transpose(u))))
+	h := must(MulT(must(G.Mul(x, v)), u))
 	h = must(G.BroadcastAdd(h, bias, nil, []byte{0}))
 	return must(G.Add(must(G.HadamardProd(x0, h)), x))
 }
