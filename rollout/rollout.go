@@ -74,7 +74,8 @@ type replica struct {
 // nothing is activated and the error names the replica. An Activate
 // that fails part-way leaves the shards disagreeing, which roots ride
 // out on the old version (they follow the version all shards report);
-// running the rollout again finishes it.
+// running the rollout again finishes it, and drops nothing on the
+// replicas that were already on the version.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Version == "" {
 		return nil, errors.New("rollout: version: empty")
@@ -127,6 +128,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		in, err := r.c.Info(ctx, &shardv1.InfoRequest{})
 		if err != nil {
 			return err
+		}
+		if r.Previous == o.Version {
+			// A rerun on a replica already on the version: what it
+			// replaced is unknown here, so nothing is dropped (the
+			// rollback target stays).
+			return nil
 		}
 		for _, v := range in.GetStaged() {
 			if v == o.Version || v == r.Previous {

@@ -289,6 +289,14 @@ func TestRolloutOverDNS(t *testing.T) {
 			t.Fatalf("rollout v3 on %s: previous %s, dropped %v; want v2, [v1]", r.Addr, r.Previous, r.Dropped)
 		}
 	}
+	// A rerun of the same rollout changes nothing and keeps v2 for the
+	// rollback.
+	rep = roll("v3", "v3", "v2", "v3")
+	for _, r := range rep.Replicas {
+		if len(r.Dropped) != 0 {
+			t.Fatalf("rerunning the v3 rollout dropped %v on %s", r.Dropped, r.Addr)
+		}
+	}
 	// The rollback is a rollout of the version kept staged.
 	rep = roll("v2", "v2", "v2", "v3")
 	for _, r := range rep.Replicas {
