@@ -9,7 +9,8 @@
 # For each seed S it trains into OUT/seed-S: L2 and L1 (the product
 # models), then the baselines per_surface, global_calib, mlp and l1_mlp,
 # and writes each comparison's report to OUT/seed-S/<name>.txt. A seed
-# whose models exist is not trained again. Set TANDEM to use a built
+# whose models exist is not trained again (a seed cut short trains anew,
+# as new versions in the same directory). Run one instance per OUT. Set TANDEM to use a built
 # binary (default: go build into OUT) and CONFIG to train with a
 # configuration file.
 set -euo pipefail
@@ -35,7 +36,6 @@ comparisons=(
 for s in "${seeds[@]}"; do
 	m=$out/seed-$s
 	if [[ ! -e $m/done ]]; then
-		rm -rf "$m"
 		"$tandem" train -data "$data" -out "$m" -model all -seed "$s" "${cfg[@]}" >"$m.train.log" 2>&1
 		"$tandem" train -data "$data" -out "$m" -model none -seed "$s" "${cfg[@]}" \
 			-baselines per_surface,global_calib,mlp,l1_mlp >>"$m.train.log" 2>&1
