@@ -294,34 +294,8 @@ func TestVersionsAcrossShards(t *testing.T) {
 	c := startCluster(t, db, 2, 2, false)
 	_, root, _, _ := start(t, Options{Cluster: c.cl, ModelDir: world.Models, DBDir: db}, Listen{})
 	ctx := context.Background()
-	var failed, calls atomic.Int64
-	versions := sync.Map{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; ; i += 2 {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := root.Retrieve(ctx, retrieveReq(t, i, 10))
-				calls.Add(1)
-				if err != nil {
-					failed.Add(1)
-					t.Logf("call %d: %v", i, err)
-					continue
-				}
-				versions.Store(resp.SnapshotVersion, true)
-			}
-		}()
-	}
-	for calls.Load() < 20 {
-		time.Sleep(time.Millisecond)
-	}
+	ld := startLoad(t, root)
+	ld.wait(20)
 	for _, rs := range c.reps {
 		for _, r := range rs {
 			if _, err := r.s.Stage(ctx, &shardv1.VersionRequest{Version: "v2"}); err != nil {
@@ -339,10 +313,7 @@ func TestVersionsAcrossShards(t *testing.T) {
 	if _, err := root.Reload(ctx, &tandemv1.ReloadRequest{SnapshotVersion: "v2"}); err != nil {
 		t.Fatal(err)
 	}
-	at := calls.Load()
-	for calls.Load() < at+20 {
-		time.Sleep(time.Millisecond)
-	}
+	ld.wait(20)
 	for _, rs := range c.reps {
 		for _, r := range rs {
 			if _, err := r.s.Drop(ctx, &shardv1.VersionRequest{Version: "v1"}); err != nil {
@@ -350,17 +321,12 @@ func TestVersionsAcrossShards(t *testing.T) {
 			}
 		}
 	}
-	at = calls.Load()
-	for calls.Load() < at+20 {
-		time.Sleep(time.Millisecond)
+	ld.wait(20)
+	ld.finish()
+	if n := ld.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d calls failed across the version change", n, ld.calls.Load())
 	}
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of %d calls failed across the version change", n, calls.Load())
-	}
-	_, v1 := versions.Load("v1")
-	_, v2 := versions.Load("v2")
+	v1, v2 := ld.saw("v1"), ld.saw("v2")
 	if !v1 || !v2 {
 		t.Fatalf("answers from v1 %v, v2 %v: the change was not under load", v1, v2)
 	}

@@ -108,6 +108,61 @@ func randomRetrieve(t *testing.T, rng *rand.Rand, i int) *tandemv1.RetrieveReque
 	return req
 }
 
+// load is Retrieve calls sent to a root by two goroutines until finish,
+// counting calls, failures and the snapshot versions answers came from.
+type load struct {
+	calls, failed atomic.Int64
+	versions      sync.Map
+	stop          chan struct{}
+	wg            sync.WaitGroup
+}
+
+func startLoad(t *testing.T, root tandemv1.TandemClient) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := range 2 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := w; ; i += 2 {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := root.Retrieve(context.Background(), retrieveReq(t, i, 10))
+				l.calls.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					t.Logf("call %d: %v", i, err)
+					continue
+				}
+				l.versions.Store(resp.SnapshotVersion, true)
+			}
+		}()
+	}
+	return l
+}
+
+// wait returns once n more calls have ended.
+func (l *load) wait(n int64) {
+	at := l.calls.Load()
+	for l.calls.Load() < at+n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// finish stops the callers and waits for them.
+func (l *load) finish() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// saw reports whether some answer came from version v.
+func (l *load) saw(v string) bool {
+	_, ok := l.versions.Load(v)
+	return ok
+}
+
 // TestRootOverDNS: a root that finds 4 shards × 2 replicas through DNS
 // (grpc's dns resolver, round_robin over the addresses a shard's name
 // resolves to) answers 1,000 random queries with exact per-shard search
@@ -223,40 +278,10 @@ func TestRolloutOverDNS(t *testing.T) {
 	c := startDNSCluster(t, db, 2, 2, false)
 	s, root, _, _ := start(t, Options{Cluster: c.cl, ModelDir: world.Models, DBDir: db, Poll: 20 * time.Millisecond}, Listen{})
 	ctx := context.Background()
-	var failed, calls atomic.Int64
-	versions := sync.Map{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; ; i += 2 {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := root.Retrieve(ctx, retrieveReq(t, i, 10))
-				calls.Add(1)
-				if err != nil {
-					failed.Add(1)
-					t.Logf("call %d: %v", i, err)
-					continue
-				}
-				versions.Store(resp.SnapshotVersion, true)
-			}
-		}()
-	}
-	waitCalls := func(n int64) {
-		at := calls.Load()
-		for calls.Load() < at+n {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	ld := startLoad(t, root)
 	roll := func(v string, active string, staged ...string) *rollout.Report {
 		t.Helper()
-		waitCalls(10)
+		ld.wait(10)
 		rep, err := rollout.Run(ctx, rollout.Options{Targets: c.targets, Version: v, Settle: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -279,7 +304,7 @@ func TestRolloutOverDNS(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		waitCalls(10)
+		ld.wait(10)
 		return rep
 	}
 	roll("v2", "v2", "v1", "v2")
@@ -304,13 +329,12 @@ func TestRolloutOverDNS(t *testing.T) {
 			t.Fatalf("the rollback dropped %v on %s", r.Dropped, r.Addr)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of %d calls failed across three rollouts", n, calls.Load())
+	ld.finish()
+	if n := ld.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d calls failed across three rollouts", n, ld.calls.Load())
 	}
 	for _, v := range []string{"v1", "v2", "v3"} {
-		if _, ok := versions.Load(v); !ok {
+		if !ld.saw(v) {
 			t.Errorf("no answer came from %s: the rollouts were not under load", v)
 		}
 	}
